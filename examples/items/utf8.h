@@ -1,0 +1,24 @@
+// Strict UTF-8 (RFC 3629) checks: no overlong forms, no surrogates, nothing
+// above U+10FFFF. Protobuf `string` fields and JSON text both require valid
+// UTF-8, and item data comes from the command line, so it is checked before
+// it reaches either.
+//
+// Pure functions; thread-safe.
+#ifndef ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
+#define ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
+
+#include <cstddef>
+
+#include "absl/strings/string_view.h"
+
+namespace entitysync::examples {
+
+// Length (1 to 4) of the valid UTF-8 sequence that starts `text`, or 0 when
+// `text` is empty or does not start with one.
+size_t Utf8SequenceLength(absl::string_view text);
+
+bool IsValidUtf8(absl::string_view text);
+
+}  // namespace entitysync::examples
+
+#endif  // ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
