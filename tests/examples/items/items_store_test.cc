@@ -1,5 +1,6 @@
 #include "examples/items/items_store.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <set>
