@@ -1,0 +1,112 @@
+#include "server/entity_key.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace entitysync {
+
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+bool IsEntityChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+}  // namespace
+
+absl::Status ValidateKey(const v1::EntityKey& key, const Limits& limits,
+                         KeyUse use) {
+  const std::string& entity = key.entity();
+  if (entity.empty()) return absl::InvalidArgumentError("key.entity is empty");
+  if (entity.size() > limits.max_entity_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key.entity is ", entity.size(), " bytes; the limit is ",
+                     limits.max_entity_bytes));
+  }
+  for (char c : entity) {
+    if (!IsEntityChar(c)) {
+      return absl::InvalidArgumentError(
+          "key.entity may contain only A-Z a-z 0-9 _ -");
+    }
+  }
+  const std::string& id = key.id();
+  if (id.empty()) return absl::InvalidArgumentError("key.id is empty");
+  if (id.size() > limits.max_id_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key.id is ", id.size(), " bytes; the limit is ",
+                     limits.max_id_bytes));
+  }
+  if (!IsValidUtf8(id)) {
+    return absl::InvalidArgumentError("key.id is not valid UTF-8");
+  }
+  if (use == KeyUse::kNotify && id == kWildcardId) {
+    return absl::InvalidArgumentError(
+        "key.id \"*\" is a subscription wildcard, not an id to notify");
+  }
+  return absl::OkStatus();
+}
+
+std::string KeyString(const v1::EntityKey& key) {
+  return absl::StrCat(key.entity(), "/", key.id());
+}
+
+absl::string_view EntityOfKeyString(absl::string_view key_string) {
+  return key_string.substr(0, key_string.find('/'));
+}
+
+bool IsWildcard(const v1::EntityKey& key) { return key.id() == kWildcardId; }
+
+v1::EntityKey WildcardKey(absl::string_view entity) {
+  v1::EntityKey key;
+  key.set_entity(std::string(entity));
+  key.set_id(std::string(kWildcardId));
+  return key;
+}
+
+std::string DescribeKey(const v1::EntityKey& key) {
+  absl::string_view id = key.id();
+  if (id.size() > 64) {
+    return absl::StrCat(key.entity(), "/", id.substr(0, 64), "...");
+  }
+  return absl::StrCat(key.entity(), "/", id);
+}
+
+}  // namespace entitysync

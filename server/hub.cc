@@ -1,0 +1,129 @@
+#include "server/hub.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "server/entity_key.h"
+
+namespace entitysync {
+
+Hub::Hub(InterestListener* listener, int shard_count) : listener_(listener) {
+  shards_.reserve(shard_count);
+  for (int i = 0; i < shard_count; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+Hub::Shard& Hub::ShardFor(const std::string& key_string) const {
+  return *shards_[absl::Hash<std::string>{}(key_string) % shards_.size()];
+}
+
+bool Hub::Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
+              std::string credentials) {
+  const std::string key_string = KeyString(key);
+  Shard& shard = ShardFor(key_string);
+  absl::MutexLock lock(&shard.mu);
+  auto [it, new_key] = shard.entries.try_emplace(key_string);
+  Entry& entry = it->second;
+  if (new_key) entry.key = key;
+  const Subscriber* id = subscriber.get();
+  auto [sub, inserted] = entry.subscribers.try_emplace(id);
+  sub->second = SubscriberRef{std::move(subscriber), std::move(credentials)};
+  if (inserted) ++shard.subscriptions;
+  if (new_key && listener_ != nullptr) {
+    listener_->AddInterest(key.entity(), key.id());
+  }
+  return inserted;
+}
+
+bool Hub::Remove(const v1::EntityKey& key, const Subscriber* subscriber) {
+  const std::string key_string = KeyString(key);
+  Shard& shard = ShardFor(key_string);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(key_string);
+  if (it == shard.entries.end()) return false;
+  if (it->second.subscribers.erase(subscriber) == 0) return false;
+  --shard.subscriptions;
+  if (it->second.subscribers.empty()) {
+    shard.entries.erase(it);
+    if (listener_ != nullptr) listener_->RemoveInterest(key.entity(), key.id());
+  }
+  return true;
+}
+
+void Hub::CollectLocked(const Shard& shard, const std::string& key_string,
+                        std::vector<SubscriberRef>* out) const {
+  auto it = shard.entries.find(key_string);
+  if (it == shard.entries.end()) return;
+  for (const auto& [id, ref] : it->second.subscribers) out->push_back(ref);
+}
+
+std::vector<SubscriberRef> Hub::Lookup(const v1::EntityKey& key) const {
+  std::vector<SubscriberRef> out;
+  const std::string key_string = KeyString(key);
+  {
+    const Shard& shard = ShardFor(key_string);
+    absl::MutexLock lock(&shard.mu);
+    CollectLocked(shard, key_string, &out);
+  }
+  if (IsWildcard(key)) return out;
+  const std::string wildcard = KeyString(WildcardKey(key.entity()));
+  const size_t exact = out.size();
+  {
+    const Shard& shard = ShardFor(wildcard);
+    absl::MutexLock lock(&shard.mu);
+    CollectLocked(shard, wildcard, &out);
+  }
+  if (exact > 0 && out.size() > exact) {
+    absl::flat_hash_set<const Subscriber*> seen;
+    for (size_t i = 0; i < exact; ++i) seen.insert(out[i].subscriber.get());
+    size_t w = exact;
+    for (size_t i = exact; i < out.size(); ++i) {
+      if (!seen.contains(out[i].subscriber.get())) out[w++] = std::move(out[i]);
+    }
+    out.resize(w);
+  }
+  return out;
+}
+
+bool Hub::HasSubscribers(const v1::EntityKey& key) const {
+  const std::string key_string = KeyString(key);
+  {
+    const Shard& shard = ShardFor(key_string);
+    absl::MutexLock lock(&shard.mu);
+    if (shard.entries.contains(key_string)) return true;
+  }
+  if (IsWildcard(key)) return false;
+  const std::string wildcard = KeyString(WildcardKey(key.entity()));
+  const Shard& shard = ShardFor(wildcard);
+  absl::MutexLock lock(&shard.mu);
+  return shard.entries.contains(wildcard);
+}
+
+std::vector<v1::EntityKey> Hub::Keys() const {
+  std::vector<v1::EntityKey> keys;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [key_string, entry] : shard->entries) keys.push_back(entry.key);
+  }
+  return keys;
+}
+
+size_t Hub::key_count() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    n += shard->entries.size();
+  }
+  return n;
+}
+
+size_t Hub::subscription_count() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    n += shard->subscriptions;
+  }
+  return n;
+}
+
+}  // namespace entitysync

@@ -1,0 +1,90 @@
+// Hub: the replica's registry of which local subscribers hold which key.
+//
+// Sharded by key so that subscribes on different keys do not contend. Each
+// subscription records the credentials it was authorized with (needed for
+// per_credentials resolves). When a key (or an entity's wildcard) gains its
+// first subscriber the hub tells the InterestListener (the bus), and when it
+// loses its last, it withdraws the interest; both happen under the shard lock
+// so that interest changes for one key are never reordered.
+//
+// The hub holds shared_ptrs to subscribers: a session stays alive while it is
+// registered. Lookups return copies, so callers deliver without any hub lock
+// held. Thread-safe. The hub never calls back into the scheduler.
+#ifndef ENTITYSYNC_SERVER_HUB_H_
+#define ENTITYSYNC_SERVER_HUB_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "entitysync/v1/entitysync.pb.h"
+#include "server/subscriber.h"
+
+namespace entitysync {
+
+class InterestListener {
+ public:
+  virtual ~InterestListener() = default;
+  // id may be "*". Must not block and must not call into the hub.
+  virtual void AddInterest(const std::string& entity, const std::string& id) = 0;
+  virtual void RemoveInterest(const std::string& entity,
+                              const std::string& id) = 0;
+};
+
+struct SubscriberRef {
+  std::shared_ptr<Subscriber> subscriber;
+  // Credentials the subscription was authorized with.
+  std::string credentials;
+};
+
+class Hub {
+ public:
+  // `listener` may be null; it must outlive the hub.
+  explicit Hub(InterestListener* listener, int shard_count = 64);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Adds or refreshes (new credentials) the subscription. Returns true when
+  // it was new.
+  bool Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
+           std::string credentials);
+  // Returns true when the subscription existed.
+  bool Remove(const v1::EntityKey& key, const Subscriber* subscriber);
+
+  // Subscribers of `key` itself and of its entity's wildcard, each once (a
+  // subscriber holding both appears once, with the exact key's credentials).
+  std::vector<SubscriberRef> Lookup(const v1::EntityKey& key) const;
+  // True when Lookup would return anyone.
+  bool HasSubscribers(const v1::EntityKey& key) const;
+  // Every key (wildcards included) with at least one subscriber.
+  std::vector<v1::EntityKey> Keys() const;
+
+  size_t key_count() const;
+  size_t subscription_count() const;
+
+ private:
+  struct Entry {
+    v1::EntityKey key;
+    absl::flat_hash_map<const Subscriber*, SubscriberRef> subscribers;
+  };
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+    size_t subscriptions ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  Shard& ShardFor(const std::string& key_string) const;
+  void CollectLocked(const Shard& shard, const std::string& key_string,
+                     std::vector<SubscriberRef>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+
+  InterestListener* const listener_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace entitysync
+
+#endif  // ENTITYSYNC_SERVER_HUB_H_

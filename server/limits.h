@@ -1,0 +1,40 @@
+// Limits a replica enforces on untrusted input and on its own memory. Every
+// limit has a default; all are set from flags in main.cc.
+#ifndef ENTITYSYNC_SERVER_LIMITS_H_
+#define ENTITYSYNC_SERVER_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/time/time.h"
+
+namespace entitysync {
+
+struct Limits {
+  size_t max_entity_bytes = 64;
+  size_t max_id_bytes = 1024;
+  size_t max_credentials_bytes = 4096;
+  size_t max_content_type_bytes = 128;
+  // Per stream.
+  size_t max_subscriptions_per_stream = 1000;
+  // Sustained subscribe/unsubscribe requests per second per stream, with a
+  // burst of max_subscriptions_per_stream.
+  double subscribe_rate_per_second = 200;
+  size_t max_outbound_queue_bytes = 4 << 20;
+  // A write outstanding this long while more updates wait means the client
+  // has stopped reading: the stream is closed.
+  absl::Duration write_stall_timeout = absl::Seconds(10);
+  size_t max_passthrough_bytes = 64 << 10;
+  size_t max_passthrough_in_flight = 16;
+  // Per replica.
+  size_t max_streams = 100000;
+  // Per update (total row bytes of one key) and per Notify call.
+  size_t max_row_bytes = 1 << 20;
+  size_t max_notify_changes = 1000;
+  // Largest inbound gRPC message.
+  size_t max_request_bytes = 4 << 20;
+};
+
+}  // namespace entitysync
+
+#endif  // ENTITYSYNC_SERVER_LIMITS_H_

@@ -1,0 +1,118 @@
+// entitysync-server: one replica. See README.md for the flags in context.
+#include <signal.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, public_address, "127.0.0.1:7070",
+          "Public gRPC address (EntitySync.Subscribe only).");
+ABSL_FLAG(std::string, internal_address, "127.0.0.1:7071",
+          "Internal gRPC address (Notifier, health, reflection). Never expose it.");
+ABSL_FLAG(std::string, config, "",
+          "Resolver table (text-format entitysync.v1.ServerConfig). Empty: open "
+          "mode, where Notify's inline rows are pushed as they are.");
+ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "How long streams get to close on SIGINT/SIGTERM.");
+ABSL_FLAG(int, executor_threads, 2, "Threads for resolve batching and retries.");
+ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
+ABSL_FLAG(uint64_t, max_subscriptions_per_stream, 1000, "Subscriptions per stream.");
+ABSL_FLAG(double, subscribe_rate, 200,
+          "Sustained subscribe/unsubscribe requests per second per stream.");
+ABSL_FLAG(uint64_t, max_outbound_queue_bytes, 4 << 20,
+          "Bytes queued for one stream before it is closed as too slow.");
+ABSL_FLAG(absl::Duration, write_stall_timeout, absl::Seconds(10),
+          "A write outstanding this long while updates wait closes the stream.");
+ABSL_FLAG(uint64_t, max_row_bytes, 1 << 20, "Row bytes of one update.");
+ABSL_FLAG(uint64_t, max_id_bytes, 1024, "Bytes of a key's id.");
+ABSL_FLAG(uint64_t, max_entity_bytes, 64, "Bytes of a key's entity.");
+ABSL_FLAG(uint64_t, max_notify_changes, 1000, "Changes in one Notify call.");
+
+namespace {
+
+using entitysync::Log;
+using entitysync::LogLevel;
+
+int Run() {
+  entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
+  entitysync::ServerOptions options;
+  options.public_address = absl::GetFlag(FLAGS_public_address);
+  options.internal_address = absl::GetFlag(FLAGS_internal_address);
+  options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  entitysync::Limits& limits = options.limits;
+  limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  limits.max_subscriptions_per_stream = absl::GetFlag(FLAGS_max_subscriptions_per_stream);
+  limits.subscribe_rate_per_second = absl::GetFlag(FLAGS_subscribe_rate);
+  limits.max_outbound_queue_bytes = absl::GetFlag(FLAGS_max_outbound_queue_bytes);
+  limits.write_stall_timeout = absl::GetFlag(FLAGS_write_stall_timeout);
+  limits.max_row_bytes = absl::GetFlag(FLAGS_max_row_bytes);
+  limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
+  limits.max_entity_bytes = absl::GetFlag(FLAGS_max_entity_bytes);
+  limits.max_notify_changes = absl::GetFlag(FLAGS_max_notify_changes);
+
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  if (!config_path.empty()) {
+    absl::StatusOr<entitysync::v1::ServerConfig> config =
+        entitysync::LoadServerConfig(config_path);
+    if (!config.ok()) {
+      Log(LogLevel::kError, config.status().ToString());
+      return 2;
+    }
+    options.config = *std::move(config);
+  }
+
+  // Signals are taken by one thread with sigwait, never by a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<entitysync::EntitySyncServer>> server =
+      entitysync::EntitySyncServer::Start(std::move(options));
+  if (!server.ok()) {
+    Log(LogLevel::kError, server.status().ToString());
+    return 1;
+  }
+  if ((*server)->open_mode()) {
+    Log(LogLevel::kWarning,
+        "no --config: open mode. Any entity is accepted without authorization "
+        "and only Notify's inline rows are pushed.");
+  }
+  Log(LogLevel::kInfo,
+      absl::StrCat("entitysync serving: public (Subscribe) on port ",
+                   (*server)->public_port(), ", internal (Notify, health) on port ",
+                   (*server)->internal_port()));
+
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
+    (*server)->Shutdown(grace);
+  });
+  (*server)->Wait();
+  signal_thread.join();
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "entitysync-server: keeps clients in sync with server-side entities.\n"
+      "  entitysync-server [--config=resolvers.textproto] [--public_address=...]");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

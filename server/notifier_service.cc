@@ -1,0 +1,113 @@
+#include "server/notifier_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/entity_key.h"
+#include "server/grpc_status.h"
+#include "server/resolve_scheduler.h"
+
+namespace entitysync {
+namespace {
+
+absl::Status ValidateChange(const v1::Change& change, const Limits& limits,
+                            const EntityTable& table) {
+  if (absl::Status s = ValidateKey(change.key(), limits, KeyUse::kNotify); !s.ok()) {
+    return s;
+  }
+  const EntityRoute* route = table.Find(change.key().entity());
+  if (!table.open_mode() && route == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown entity '", change.key().entity(), "'"));
+  }
+  if (table.open_mode() && !change.has_rows()) {
+    return absl::InvalidArgumentError(
+        "no resolver is configured (open mode): include rows");
+  }
+  if (change.has_rows()) {
+    const v1::Rows& rows = change.rows();
+    if (rows.removed() && rows.rows_size() > 0) {
+      return absl::InvalidArgumentError("rows.removed is set but rows are given");
+    }
+    if (size_t bytes = RowBytes(rows.rows()); bytes > limits.max_row_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rows are ", bytes, " bytes; the limit is ", limits.max_row_bytes));
+    }
+    for (const v1::Row& row : rows.rows()) {
+      if (row.content_type().size() > limits.max_content_type_bytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("row content_type is over ", limits.max_content_type_bytes,
+                         " bytes"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateNotify(const v1::NotifyRequest& request, const Limits& limits,
+                            const EntityTable& table) {
+  if (request.changes_size() == 0) {
+    return absl::InvalidArgumentError("changes is empty");
+  }
+  if (static_cast<size_t>(request.changes_size()) > limits.max_notify_changes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has ", request.changes_size(), " changes; the limit is ",
+                     limits.max_notify_changes));
+  }
+  for (int i = 0; i < request.changes_size(); ++i) {
+    if (absl::Status s = ValidateChange(request.changes(i), limits, table); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("changes[", i, "] (", DescribeKey(request.changes(i).key()),
+                       "): ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
+                                 Bus* bus, std::string origin, LocalHandler local)
+    : limits_(limits),
+      table_(table),
+      bus_(bus),
+      origin_(std::move(origin)),
+      local_(std::move(local)) {}
+
+grpc::ServerUnaryReactor* NotifierService::Notify(grpc::CallbackServerContext* context,
+                                                  const v1::NotifyRequest* request,
+                                                  v1::NotifyResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = ValidateNotify(*request, *limits_, *table_); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  uint32_t accepted = 0;
+  absl::Status status;
+  for (const v1::Change& change : request->changes()) {
+    v1::Notice notice;
+    *notice.mutable_key() = change.key();
+    if (change.has_version()) notice.set_version(change.version());
+    if (change.has_rows()) *notice.mutable_rows() = change.rows();
+    notice.set_origin(origin_);
+    notice.set_timestamp_unix_nanos(now);
+    if (request->local_only()) {
+      local_(notice);
+    } else if (status = bus_->Publish(notice); !status.ok()) {
+      break;
+    }
+    ++accepted;
+  }
+  response->set_accepted(accepted);
+  if (!status.ok()) {
+    status = absl::UnavailableError(absl::StrCat(
+        "bus unavailable (", status.message(), "): ", accepted, " of ",
+        request->changes_size(), " changes were published; retry the rest"));
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace entitysync

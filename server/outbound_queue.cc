@@ -1,0 +1,92 @@
+#include "server/outbound_queue.h"
+
+#include <utility>
+
+namespace entitysync {
+
+OutboundQueue::PushResult OutboundQueue::Push(OutboundMessage msg) {
+  PushResult result = PushResult::kQueued;
+  switch (msg.kind) {
+    case OutboundMessage::Kind::kControl:
+    case OutboundMessage::Kind::kRevoked:
+      bytes_ += msg.size;
+      items_.push_back(std::move(msg));
+      break;
+    case OutboundMessage::Kind::kUpdate: {
+      if (auto s = stales_.find(msg.key_string); s != stales_.end()) {
+        bytes_ -= s->second->size;
+        items_.erase(s->second);
+        stales_.erase(s);
+      }
+      auto u = updates_.find(msg.key_string);
+      if (u != updates_.end()) {
+        // Keep the position (fairness between keys), replace the content.
+        bytes_ = bytes_ - u->second->size + msg.size;
+        *u->second = std::move(msg);
+        ++conflated_;
+        result = PushResult::kConflated;
+      } else {
+        bytes_ += msg.size;
+        std::string key = msg.key_string;
+        items_.push_back(std::move(msg));
+        updates_.emplace(std::move(key), std::prev(items_.end()));
+      }
+      break;
+    }
+    case OutboundMessage::Kind::kStale: {
+      auto s = stales_.find(msg.key_string);
+      if (s != stales_.end()) {
+        bytes_ = bytes_ - s->second->size + msg.size;
+        *s->second = std::move(msg);
+        ++conflated_;
+        result = PushResult::kConflated;
+      } else {
+        bytes_ += msg.size;
+        std::string key = msg.key_string;
+        items_.push_back(std::move(msg));
+        stales_.emplace(std::move(key), std::prev(items_.end()));
+      }
+      break;
+    }
+  }
+  return bytes_ > max_bytes_ ? PushResult::kOverflow : result;
+}
+
+std::optional<OutboundMessage> OutboundQueue::Pop() {
+  if (items_.empty()) return std::nullopt;
+  auto it = items_.begin();
+  if (it->kind == OutboundMessage::Kind::kUpdate) updates_.erase(it->key_string);
+  if (it->kind == OutboundMessage::Kind::kStale) stales_.erase(it->key_string);
+  bytes_ -= it->size;
+  OutboundMessage msg = std::move(*it);
+  items_.erase(it);
+  return msg;
+}
+
+void OutboundQueue::EraseIndexed(List::iterator it) {
+  bytes_ -= it->size;
+  items_.erase(it);
+}
+
+void OutboundQueue::DropKeys(
+    const std::function<bool(absl::string_view key_string)>& match) {
+  for (auto* index : {&updates_, &stales_}) {
+    for (auto it = index->begin(); it != index->end();) {
+      if (match(it->first)) {
+        EraseIndexed(it->second);
+        index->erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void OutboundQueue::Clear() {
+  items_.clear();
+  updates_.clear();
+  stales_.clear();
+  bytes_ = 0;
+}
+
+}  // namespace entitysync

@@ -1,0 +1,563 @@
+#include "server/resolve_scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "server/entity_key.h"
+
+namespace entitysync {
+namespace {
+
+uint64_t Fingerprint(const v1::ResolvedKey& result) {
+  std::string buf;
+  absl::StrAppend(&buf, result.status() == v1::ResolvedKey::NOT_FOUND ? "R" : "F");
+  for (const v1::Row& row : result.rows()) {
+    absl::StrAppend(&buf, row.data().size(), ":", row.data(),
+                    row.content_type().size(), ":", row.content_type());
+  }
+  return absl::Hash<std::string>{}(buf);
+}
+
+absl::Status SubscribeResolveError(const std::string& entity,
+                                   const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kInvalidArgument:
+      return status;
+    default:
+      return absl::UnavailableError(
+          absl::StrCat("resolver for '", entity, "' failed: ",
+                       absl::StatusCodeToString(status.code()), ": ",
+                       status.message()));
+  }
+}
+
+}  // namespace
+
+size_t RowBytes(const google::protobuf::RepeatedPtrField<v1::Row>& rows) {
+  size_t n = 0;
+  for (const v1::Row& row : rows) n += row.data().size();
+  return n;
+}
+
+ResolveScheduler::ResolveScheduler(const EntityTable* table, const Hub* hub,
+                                   Executor* executor, VersionClock* clock,
+                                   SchedulerOptions options)
+    : table_(table),
+      hub_(hub),
+      executor_(executor),
+      clock_(clock),
+      options_(options) {}
+
+ResolveScheduler::~ResolveScheduler() { Shutdown(absl::Seconds(5)); }
+
+SchedulerStats ResolveScheduler::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+ResolveScheduler::UnitState& ResolveScheduler::UnitLocked(
+    const v1::EntityKey& key, const std::string& key_string,
+    const std::string& credentials, bool per_credentials) {
+  KeyState& ks = keys_[key_string];
+  auto [it, inserted] = ks.units.try_emplace(credentials);
+  if (inserted) {
+    it->second.key = key;
+    it->second.credentials = credentials;
+    it->second.per_credentials = per_credentials;
+  }
+  return it->second;
+}
+
+ResolveScheduler::UnitState* ResolveScheduler::FindUnitLocked(
+    const std::string& key_string, const std::string& credentials) {
+  auto k = keys_.find(key_string);
+  if (k == keys_.end()) return nullptr;
+  auto u = k->second.units.find(credentials);
+  return u == k->second.units.end() ? nullptr : &u->second;
+}
+
+void ResolveScheduler::OnNotice(const v1::Notice& notice) {
+  const v1::EntityKey& key = notice.key();
+  if (!hub_->HasSubscribers(key)) {
+    absl::MutexLock lock(&mu_);
+    ++stats_.notices_without_subscribers;
+    return;
+  }
+  const std::string key_string = KeyString(key);
+  const EntityRoute* route = table_->Find(key.entity());
+  const bool per_credentials = route != nullptr && route->config.per_credentials();
+
+  if (notice.has_rows() && !per_credentials) {
+    v1::ResolvedKey result;
+    *result.mutable_key() = key;
+    result.set_status(notice.rows().removed() ? v1::ResolvedKey::NOT_FOUND
+                                              : v1::ResolvedKey::FOUND);
+    *result.mutable_rows() = notice.rows().rows();
+    if (RowBytes(result.rows()) > options_.max_row_bytes) return;
+    const uint64_t version =
+        notice.has_version() ? notice.version() : clock_->Next();
+    bool drain;
+    {
+      absl::MutexLock lock(&mu_);
+      UnitState& unit = UnitLocked(key, key_string, "", false);
+      if (unit.delivered_from_notice || !unit.has_delivered) {
+        unit.delivered_from_notice = notice.has_version();
+      }
+      drain = PublishLocked(unit, version, /*refresh=*/false, result);
+    }
+    if (drain) Drain(key_string, "");
+    return;
+  }
+  if (route == nullptr) return;  // Open mode: nothing to resolve.
+
+  std::vector<std::string> credentials;
+  if (per_credentials) {
+    for (const SubscriberRef& ref : hub_->Lookup(key)) {
+      credentials.push_back(ref.credentials);
+    }
+    std::sort(credentials.begin(), credentials.end());
+    credentials.erase(std::unique(credentials.begin(), credentials.end()),
+                      credentials.end());
+  } else {
+    credentials.push_back("");
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& c : credentials) {
+    UnitState& unit = UnitLocked(key, key_string, c, per_credentials);
+    if (notice.has_version()) {
+      unit.notice_version = std::max(unit.notice_version, notice.version());
+    }
+    MarkDirtyLocked(unit, key_string);
+  }
+}
+
+void ResolveScheduler::ResyncAll() {
+  for (const v1::EntityKey& key : hub_->Keys()) {
+    const EntityRoute* route = table_->Find(key.entity());
+    if (route == nullptr) continue;
+    std::vector<std::string> credentials;
+    if (route->config.per_credentials()) {
+      for (const SubscriberRef& ref : hub_->Lookup(key)) {
+        credentials.push_back(ref.credentials);
+      }
+    } else {
+      credentials.push_back("");
+    }
+    const std::string key_string = KeyString(key);
+    absl::MutexLock lock(&mu_);
+    for (const std::string& c : credentials) {
+      MarkDirtyLocked(
+          UnitLocked(key, key_string, c, route->config.per_credentials()),
+          key_string);
+    }
+  }
+}
+
+void ResolveScheduler::Forget(const v1::EntityKey& key) {
+  absl::MutexLock lock(&mu_);
+  MaybeEraseLocked(KeyString(key));
+}
+
+void ResolveScheduler::MarkDirtyLocked(UnitState& unit,
+                                       const std::string& key_string) {
+  if (stopping_) return;
+  if (unit.in_flight || unit.retry_scheduled) {
+    // Coalesced: one follow-up resolve after the one in flight (or the
+    // retry) covers every notice that arrives meanwhile.
+    unit.dirty = true;
+    return;
+  }
+  if (unit.queued) return;
+  unit.queued = true;
+  entities_[unit.key.entity()].pending.emplace_back(key_string, unit.credentials);
+  PostFlushLocked(unit.key.entity());
+}
+
+void ResolveScheduler::PostFlushLocked(const std::string& entity) {
+  EntityState& es = entities_[entity];
+  if (es.flush_posted || stopping_) return;
+  es.flush_posted = true;
+  // Flushing on the executor (not the notice's thread) lets notices that
+  // arrive meanwhile join the same batch, at no added latency when idle.
+  executor_->Post([this, entity] { Flush(entity); });
+}
+
+void ResolveScheduler::Flush(const std::string& entity) {
+  const EntityRoute* route = table_->Find(entity);
+  std::vector<std::vector<IssuedUnit>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    EntityState& es = entities_[entity];
+    es.flush_posted = false;
+    if (route == nullptr) {
+      es.pending.clear();
+      return;
+    }
+    const size_t max_batch = route->config.max_batch_keys();
+    const int max_calls = static_cast<int>(route->config.max_concurrent_resolves());
+    while (!stopping_ && es.calls_in_flight < max_calls && !es.pending.empty()) {
+      const std::string credentials = es.pending.front().second;
+      std::vector<IssuedUnit> batch;
+      std::deque<std::pair<std::string, std::string>> rest;
+      for (auto& item : es.pending) {
+        if (batch.size() >= max_batch || item.second != credentials) {
+          rest.push_back(std::move(item));
+          continue;
+        }
+        UnitState* unit = FindUnitLocked(item.first, item.second);
+        if (unit == nullptr || !unit->queued) continue;
+        unit->queued = false;
+        unit->in_flight = true;
+        unit->dirty = false;
+        batch.push_back(IssuedUnit{item.first, item.second, unit->key,
+                                   unit->notice_version, clock_->Next()});
+        unit->notice_version = 0;
+      }
+      es.pending.swap(rest);
+      if (batch.empty()) continue;
+      ++es.calls_in_flight;
+      ++calls_in_flight_;
+      ++stats_.resolve_calls;
+      stats_.resolved_keys += batch.size();
+      calls.push_back(std::move(batch));
+    }
+  }
+  for (std::vector<IssuedUnit>& batch : calls) {
+    v1::ResolveRequest request;
+    request.set_reason(v1::ResolveRequest::CHANGE);
+    if (route->config.per_credentials()) {
+      request.set_credentials(batch.front().credentials);
+    }
+    for (const IssuedUnit& unit : batch) *request.add_keys() = unit.key;
+    route->client->Resolve(
+        request, absl::Milliseconds(route->config.resolver().timeout_ms()),
+        [this, entity, batch = std::move(batch)](
+            absl::StatusOr<v1::ResolveResponse> response) mutable {
+          OnResolved(entity, std::move(batch), std::move(response));
+        });
+  }
+}
+
+void ResolveScheduler::OnResolved(const std::string& entity,
+                                  std::vector<IssuedUnit> batch,
+                                  absl::StatusOr<v1::ResolveResponse> response) {
+  const EntityRoute* route = table_->Find(entity);
+  const size_t max_row_bytes = route->config.max_row_bytes() > 0
+                                   ? route->config.max_row_bytes()
+                                   : options_.max_row_bytes;
+  absl::flat_hash_map<std::string, const v1::ResolvedKey*> results;
+  if (response.ok()) {
+    for (const v1::ResolvedKey& r : response->results()) {
+      results.emplace(KeyString(r.key()), &r);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> drain;
+  {
+    absl::MutexLock lock(&mu_);
+    --entities_[entity].calls_in_flight;
+    for (const IssuedUnit& issued : batch) {
+      Outcome outcome;
+      if (!response.ok()) {
+        outcome.kind = response.status().code() == absl::StatusCode::kPermissionDenied
+                           ? Outcome::Kind::kDenied
+                           : Outcome::Kind::kFailed;
+        outcome.reason = absl::StrCat(
+            "resolver failed: ", absl::StatusCodeToString(response.status().code()),
+            ": ", response.status().message());
+      } else if (auto it = results.find(issued.key_string); it == results.end()) {
+        outcome.reason = "resolver returned no result for the key";
+      } else if (it->second->status() == v1::ResolvedKey::DENIED) {
+        outcome.kind = Outcome::Kind::kDenied;
+      } else if (size_t bytes = RowBytes(it->second->rows()); bytes > max_row_bytes) {
+        outcome.reason = absl::StrCat("resolved rows are ", bytes,
+                                      " bytes; the limit is ", max_row_bytes);
+      } else {
+        outcome.kind = Outcome::Kind::kResolved;
+        outcome.result = *it->second;
+      }
+      ApplyOutcomeLocked(entity, issued, outcome, &drain);
+    }
+    if (!entities_[entity].pending.empty()) PostFlushLocked(entity);
+  }
+  for (const auto& [key_string, credentials] : drain) Drain(key_string, credentials);
+  CallFinished();
+}
+
+void ResolveScheduler::ApplyOutcomeLocked(
+    const std::string& entity, const IssuedUnit& issued, const Outcome& outcome,
+    std::vector<std::pair<std::string, std::string>>* drain) {
+  UnitState* unit = FindUnitLocked(issued.key_string, issued.credentials);
+  if (unit == nullptr) return;
+  unit->in_flight = false;
+  bool queued = false;
+  Outcome::Kind kind = outcome.kind;
+  std::string reason = outcome.reason;
+  if (kind == Outcome::Kind::kDenied && !unit->per_credentials) {
+    // Shared entities are resolved on behalf of every subscriber; a denial
+    // here is a resolver fault, not a revocation.
+    kind = Outcome::Kind::kFailed;
+    reason = "resolver denied the change-time resolve";
+  }
+  switch (kind) {
+    case Outcome::Kind::kResolved: {
+      unit->failures = 0;
+      const v1::ResolvedKey& result = outcome.result;
+      uint64_t version;
+      bool refresh = false;
+      if (result.version() > 0) {
+        version = result.version();
+        unit->delivered_from_notice = false;
+      } else if (issued.notice_version > 0) {
+        version = issued.notice_version;
+        unit->delivered_from_notice = true;
+      } else if (unit->has_delivered && unit->delivered_from_notice) {
+        // Versions of this key come from notices; a resolve without one
+        // (a resync) keeps the version and refreshes the rows.
+        version = unit->delivered_version;
+        refresh = true;
+      } else {
+        version = issued.clock_version;
+      }
+      queued = PublishLocked(*unit, version, refresh, result);
+      if (unit->dirty) {
+        unit->dirty = false;
+        MarkDirtyLocked(*unit, issued.key_string);
+      }
+      break;
+    }
+    case Outcome::Kind::kDenied: {
+      v1::SubscribeResponse response;
+      v1::Error* error = response.mutable_error();
+      error->set_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
+      error->set_message("access to the key was revoked");
+      *error->mutable_key() = unit->key;
+      QueueDeliveryLocked(*unit, EncodeOutbound(response, OutboundMessage::Kind::kRevoked,
+                                                issued.key_string));
+      unit->dirty = false;
+      queued = true;
+      break;
+    }
+    case Outcome::Kind::kFailed: {
+      ++stats_.resolve_failures;
+      ++unit->failures;
+      unit->dirty = false;
+      if (!unit->stale) {
+        unit->stale = true;
+        v1::SubscribeResponse response;
+        *response.mutable_stale()->mutable_key() = unit->key;
+        response.mutable_stale()->set_reason(reason);
+        QueueDeliveryLocked(*unit, EncodeOutbound(response, OutboundMessage::Kind::kStale,
+                                                  issued.key_string));
+        queued = true;
+      }
+      ScheduleRetryLocked(*unit, issued.key_string);
+      break;
+    }
+  }
+  if (queued) {
+    drain->emplace_back(issued.key_string, issued.credentials);
+  } else {
+    MaybeEraseLocked(issued.key_string);
+  }
+}
+
+bool ResolveScheduler::PublishLocked(UnitState& unit, uint64_t version,
+                                     bool refresh, const v1::ResolvedKey& result) {
+  const uint64_t hash = Fingerprint(result);
+  const bool recovering = unit.stale;
+  if (unit.has_delivered) {
+    if (version < unit.delivered_version) {
+      ++stats_.older_dropped;
+      unit.stale = false;
+      return false;
+    }
+    if (version == unit.delivered_version && !refresh && !recovering) {
+      ++stats_.unchanged_skipped;
+      return false;
+    }
+    if (hash == unit.delivered_hash && !recovering) {
+      unit.delivered_version = version;
+      ++stats_.unchanged_skipped;
+      return false;
+    }
+  }
+  v1::SubscribeResponse response;
+  v1::Update* update = response.mutable_update();
+  *update->mutable_key() = unit.key;
+  update->set_version(version);
+  if (result.status() == v1::ResolvedKey::NOT_FOUND) {
+    update->set_removed(true);
+  } else {
+    *update->mutable_rows() = result.rows();
+  }
+  OutboundMessage msg = EncodeOutbound(response, OutboundMessage::Kind::kUpdate,
+                                       KeyString(unit.key), version);
+  msg.refresh = unit.has_delivered && version == unit.delivered_version;
+  unit.has_delivered = true;
+  unit.delivered_version = version;
+  unit.delivered_hash = hash;
+  unit.stale = false;
+  ++stats_.updates_published;
+  QueueDeliveryLocked(unit, std::move(msg));
+  return true;
+}
+
+void ResolveScheduler::QueueDeliveryLocked(UnitState& unit, OutboundMessage msg) {
+  if (msg.kind == OutboundMessage::Kind::kUpdate) {
+    // Full state: supersedes any update or stale signal not yet delivered.
+    unit.next.erase(std::remove_if(unit.next.begin(), unit.next.end(),
+                                   [](const Delivery& d) {
+                                     return d.msg.kind != OutboundMessage::Kind::kRevoked;
+                                   }),
+                    unit.next.end());
+  }
+  unit.next.push_back(Delivery{std::move(msg)});
+}
+
+void ResolveScheduler::ScheduleRetryLocked(UnitState& unit,
+                                           const std::string& key_string) {
+  if (unit.retry_scheduled || stopping_) return;
+  unit.retry_scheduled = true;
+  absl::Duration delay = options_.retry_initial;
+  for (int i = 1; i < unit.failures && delay < options_.retry_max; ++i) delay *= 2;
+  delay = std::min(delay, options_.retry_max);
+  // Jitter in [delay/2, delay] spreads retries of many keys and replicas.
+  static thread_local absl::BitGen gen;
+  delay = delay / 2 + absl::Uniform(gen, 0.0, 1.0) * (delay / 2);
+  executor_->PostAfter(delay, [this, key_string, credentials = unit.credentials] {
+    absl::MutexLock lock(&mu_);
+    UnitState* u = FindUnitLocked(key_string, credentials);
+    if (u == nullptr) return;
+    u->retry_scheduled = false;
+    if (!hub_->HasSubscribers(u->key)) {
+      MaybeEraseLocked(key_string);
+      return;
+    }
+    u->dirty = false;
+    MarkDirtyLocked(*u, key_string);
+  });
+}
+
+void ResolveScheduler::MaybeEraseLocked(const std::string& key_string) {
+  auto it = keys_.find(key_string);
+  if (it == keys_.end()) return;
+  for (const auto& [credentials, unit] : it->second.units) {
+    if (unit.queued || unit.in_flight || unit.retry_scheduled || unit.delivering ||
+        !unit.next.empty()) {
+      return;
+    }
+  }
+  if (hub_->HasSubscribers(it->second.units.begin()->second.key)) return;
+  keys_.erase(it);
+}
+
+void ResolveScheduler::Drain(const std::string& key_string,
+                             const std::string& credentials) {
+  bool first = true;
+  for (;;) {
+    OutboundMessage msg;
+    v1::EntityKey key;
+    bool per_credentials;
+    {
+      absl::MutexLock lock(&mu_);
+      UnitState* unit = FindUnitLocked(key_string, credentials);
+      if (unit == nullptr) return;
+      if (first) {
+        if (unit->delivering) return;  // The other thread delivers ours too.
+        unit->delivering = true;
+        first = false;
+      }
+      if (unit->next.empty()) {
+        unit->delivering = false;
+        MaybeEraseLocked(key_string);
+        return;
+      }
+      msg = std::move(unit->next.front().msg);
+      unit->next.pop_front();
+      key = unit->key;
+      per_credentials = unit->per_credentials;
+    }
+    for (const SubscriberRef& ref : hub_->Lookup(key)) {
+      if (per_credentials && ref.credentials != credentials) continue;
+      ref.subscriber->Deliver(msg);
+    }
+  }
+}
+
+void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
+                                           const std::string& credentials,
+                                           SnapshotCallback done) {
+  const EntityRoute* route = table_->Find(key.entity());
+  if (route == nullptr) {
+    done(absl::NotFoundError(absl::StrCat("unknown entity '", key.entity(), "'")));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      done(absl::UnavailableError("server is shutting down"));
+      return;
+    }
+    ++calls_in_flight_;
+  }
+  const uint64_t clock_version = clock_->Next();
+  const size_t max_row_bytes = route->config.max_row_bytes() > 0
+                                   ? route->config.max_row_bytes()
+                                   : options_.max_row_bytes;
+  v1::ResolveRequest request;
+  *request.add_keys() = key;
+  request.set_credentials(credentials);
+  request.set_reason(v1::ResolveRequest::SUBSCRIBE);
+  const std::string key_string = KeyString(key);
+  route->client->Resolve(
+      request, absl::Milliseconds(route->config.resolver().timeout_ms()),
+      [this, key_string, entity = key.entity(), clock_version, max_row_bytes,
+       done = std::move(done)](absl::StatusOr<v1::ResolveResponse> response) {
+        absl::StatusOr<Snapshot> out;
+        if (!response.ok()) {
+          out = SubscribeResolveError(entity, response.status());
+        } else {
+          const v1::ResolvedKey* found = nullptr;
+          for (const v1::ResolvedKey& r : response->results()) {
+            if (KeyString(r.key()) == key_string) found = &r;
+          }
+          if (found == nullptr) {
+            out = absl::InternalError("resolver returned no result for the key");
+          } else if (found->status() == v1::ResolvedKey::DENIED) {
+            out = absl::PermissionDeniedError("access denied by the resolver");
+          } else if (size_t bytes = RowBytes(found->rows()); bytes > max_row_bytes) {
+            out = absl::ResourceExhaustedError(
+                absl::StrCat("resolved rows are ", bytes, " bytes; the limit is ",
+                             max_row_bytes));
+          } else {
+            Snapshot snapshot;
+            snapshot.status = found->status();
+            snapshot.version = found->version() > 0 ? found->version() : clock_version;
+            snapshot.rows.assign(found->rows().begin(), found->rows().end());
+            out = std::move(snapshot);
+          }
+        }
+        done(std::move(out));
+        CallFinished();
+      });
+}
+
+void ResolveScheduler::CallFinished() {
+  absl::MutexLock lock(&mu_);
+  --calls_in_flight_;
+}
+
+void ResolveScheduler::Shutdown(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](int* n) { return *n == 0; }, &calls_in_flight_),
+                       timeout);
+}
+
+}  // namespace entitysync

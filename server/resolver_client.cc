@@ -1,0 +1,88 @@
+#include "server/resolver_client.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "server/grpc_status.h"
+
+namespace entitysync {
+namespace {
+
+// Owns the state of one unary call until its callback has run.
+template <typename Request, typename Response, typename Done>
+struct UnaryCall {
+  grpc::ClientContext context;
+  Request request;
+  Response response;
+  Done done;
+};
+
+}  // namespace
+
+GrpcResolverClient::GrpcResolverClient(std::shared_ptr<grpc::Channel> channel)
+    : stub_(v1::Resolver::NewStub(std::move(channel))) {}
+
+void GrpcResolverClient::Resolve(const v1::ResolveRequest& request,
+                                 absl::Duration timeout, Callback done) {
+  using Call = UnaryCall<v1::ResolveRequest, v1::ResolveResponse, Callback>;
+  auto* call = new Call;
+  call->request = request;
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  stub_->async()->Resolve(&call->context, &call->request, &call->response,
+                          [call](grpc::Status status) {
+                            std::unique_ptr<Call> owned(call);
+                            if (status.ok()) {
+                              owned->done(std::move(owned->response));
+                            } else {
+                              owned->done(FromGrpcStatus(status));
+                            }
+                          });
+}
+
+PassthroughClient::PassthroughClient(std::shared_ptr<grpc::Channel> channel,
+                                     absl::Duration timeout)
+    : stub_(v1::PassthroughBackend::NewStub(std::move(channel))),
+      timeout_(timeout) {}
+
+void PassthroughClient::Handle(const v1::PassthroughRequest& request,
+                               Callback done) {
+  using Call = UnaryCall<v1::PassthroughRequest, v1::PassthroughResponse, Callback>;
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  auto* call = new Call;
+  call->request = request;
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  stub_->async()->Handle(&call->context, &call->request, &call->response,
+                         [this, call](grpc::Status status) {
+                           std::unique_ptr<Call> owned(call);
+                           if (status.ok()) {
+                             owned->done(std::move(owned->response));
+                           } else {
+                             owned->done(FromGrpcStatus(status));
+                           }
+                           absl::MutexLock lock(&mu_);
+                           --in_flight_;
+                         });
+}
+
+void PassthroughClient::Drain(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(
+      absl::Condition(+[](int* n) { return *n == 0; }, &in_flight_), timeout);
+}
+
+std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& target) {
+  auto& channel = channels_[target];
+  if (!channel) {
+    channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  }
+  return channel;
+}
+
+}  // namespace entitysync

@@ -1,0 +1,164 @@
+#include "server/server.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "adapters/bus/in_process_bus.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/entity_key.h"
+#include "server/log.h"
+#include "server/notifier_service.h"
+#include "server/subscribe_service.h"
+
+namespace entitysync {
+
+// Tells the bus which keys this replica has subscribers for.
+class EntitySyncServer::BusInterest : public InterestListener {
+ public:
+  explicit BusInterest(Bus* bus) : bus_(bus) {}
+  void AddInterest(const std::string& entity, const std::string& id) override {
+    bus_->AddInterest(entity, id);
+  }
+  void RemoveInterest(const std::string& entity, const std::string& id) override {
+    bus_->RemoveInterest(entity, id);
+  }
+
+ private:
+  Bus* const bus_;
+};
+
+absl::StatusOr<std::unique_ptr<EntitySyncServer>> EntitySyncServer::Start(
+    ServerOptions options) {
+  std::unique_ptr<EntitySyncServer> server(new EntitySyncServer(std::move(options)));
+  if (absl::Status s = server->Init(); !s.ok()) return s;
+  return server;
+}
+
+EntitySyncServer::EntitySyncServer(ServerOptions options)
+    : options_(std::move(options)) {
+  absl::BitGen gen;
+  origin_ = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+}
+
+EntitySyncServer::~EntitySyncServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status EntitySyncServer::Init() {
+  for (const v1::EntityConfig& entity : options_.config.entities()) {
+    table_.Add(entity, std::make_shared<GrpcResolverClient>(
+                           channels_.Get(entity.resolver().target())));
+  }
+  if (options_.config.has_passthrough()) {
+    passthrough_ = std::make_unique<PassthroughClient>(
+        channels_.Get(options_.config.passthrough().target()),
+        absl::Milliseconds(options_.config.passthrough().timeout_ms()));
+  }
+  bus_ = options_.bus ? std::move(options_.bus) : std::make_unique<InProcessBus>();
+  interest_ = std::make_unique<BusInterest>(bus_.get());
+  hub_ = std::make_unique<Hub>(interest_.get());
+  executor_ = std::make_unique<Executor>(options_.executor_threads);
+  options_.scheduler.max_row_bytes = options_.limits.max_row_bytes;
+  scheduler_ = std::make_unique<ResolveScheduler>(&table_, hub_.get(), executor_.get(),
+                                                  &clock_, options_.scheduler);
+  registry_ = std::make_unique<SessionRegistry>(options_.limits.max_streams);
+
+  SessionDeps deps;
+  deps.limits = &options_.limits;
+  deps.table = &table_;
+  deps.hub = hub_.get();
+  deps.scheduler = scheduler_.get();
+  deps.registry = registry_.get();
+  deps.passthrough = passthrough_.get();
+  subscribe_service_ = std::make_unique<SubscribeService>(deps);
+  notifier_service_ = std::make_unique<NotifierService>(
+      &options_.limits, &table_, bus_.get(), origin_,
+      [this](const v1::Notice& notice) { OnNotice(notice); });
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.public_address, grpc::InsecureServerCredentials(),
+                             &public_port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.limits.max_request_bytes));
+    builder.RegisterService(subscribe_service_.get());
+    public_server_ = builder.BuildAndStart();
+    if (!public_server_ || public_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.public_address, " (public)"));
+    }
+  }
+  {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.internal_address,
+                             grpc::InsecureServerCredentials(), &internal_port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.limits.max_request_bytes));
+    builder.RegisterService(notifier_service_.get());
+    internal_server_ = builder.BuildAndStart();
+    if (!internal_server_ || internal_port_ == 0) {
+      public_server_->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.internal_address, " (internal)"));
+    }
+  }
+  SetServing(false);
+  BusHandlers handlers;
+  handlers.on_notice = [this](const v1::Notice& notice) { OnNotice(notice); };
+  handlers.on_resync = [this] { scheduler_->ResyncAll(); };
+  handlers.on_state = [this](BusState state) {
+    Log(LogLevel::kInfo, absl::StrCat("bus ", BusStateName(state)));
+    SetServing(state == BusState::kConnected);
+  };
+  if (absl::Status s = bus_->Start(std::move(handlers)); !s.ok()) {
+    public_server_->Shutdown();
+    internal_server_->Shutdown();
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+void EntitySyncServer::OnNotice(const v1::Notice& notice) {
+  // Notices from the bus come from other processes: check before use.
+  if (!ValidateKey(notice.key(), options_.limits, KeyUse::kNotify).ok()) return;
+  scheduler_->OnNotice(notice);
+}
+
+void EntitySyncServer::SetServing(bool serving) {
+  for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
+    if (server != nullptr && server->GetHealthCheckService() != nullptr) {
+      server->GetHealthCheckService()->SetServingStatus(serving);
+    }
+  }
+}
+
+void EntitySyncServer::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    if (shut_down_ || !public_server_) return;
+    shut_down_ = true;
+  }
+  SetServing(false);
+  registry_->CloseAll(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down; reconnect"));
+  const absl::Time deadline = absl::Now() + grace;
+  public_server_->Shutdown(absl::ToChronoTime(deadline));
+  internal_server_->Shutdown(absl::ToChronoTime(deadline));
+  scheduler_->Shutdown(absl::Seconds(10));
+  if (passthrough_) passthrough_->Drain(absl::Seconds(10));
+  bus_->Stop();
+  executor_.reset();
+  absl::MutexLock lock(&shutdown_mu_);
+  stopped_ = true;
+}
+
+void EntitySyncServer::Wait() {
+  absl::MutexLock lock(&shutdown_mu_);
+  shutdown_mu_.Await(absl::Condition(&stopped_));
+}
+
+}  // namespace entitysync

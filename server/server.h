@@ -1,0 +1,96 @@
+// EntitySyncServer: one replica, assembled. Owns the bus, hub, scheduler,
+// resolver clients and the two gRPC servers (public: EntitySync; internal:
+// Notifier, health, reflection). Start it, Wait or Shutdown. Thread-safe.
+//
+// Shutdown order matters and is explicit: report NOT_SERVING, close every
+// stream, stop the gRPC servers (bounded by the grace period), wait for
+// resolver calls in flight, stop the bus, then the executor.
+#ifndef ENTITYSYNC_SERVER_SERVER_H_
+#define ENTITYSYNC_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/bus/bus.h"
+#include "entitysync/v1/config.pb.h"
+#include "grpcpp/server.h"
+#include "server/entity_table.h"
+#include "server/executor.h"
+#include "server/hub.h"
+#include "server/limits.h"
+#include "server/resolve_scheduler.h"
+#include "server/session_registry.h"
+#include "server/version_clock.h"
+
+namespace entitysync {
+
+struct ServerOptions {
+  // Port 0 picks a free port (see public_port()).
+  std::string public_address = "127.0.0.1:7070";
+  std::string internal_address = "127.0.0.1:7071";
+  Limits limits;
+  // No entities: open mode (Notify's inline rows pushed as they are).
+  v1::ServerConfig config;
+  // Null: the in-process bus.
+  std::unique_ptr<Bus> bus;
+  int executor_threads = 2;
+  SchedulerOptions scheduler;
+};
+
+class EntitySyncServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<EntitySyncServer>> Start(ServerOptions options);
+  ~EntitySyncServer();
+
+  int public_port() const { return public_port_; }
+  int internal_port() const { return internal_port_; }
+  bool open_mode() const { return table_.open_mode(); }
+
+  // Idempotent. Streams get UNAVAILABLE; calls still running after `grace`
+  // are cancelled.
+  void Shutdown(absl::Duration grace);
+  // Blocks until Shutdown has finished.
+  void Wait();
+
+  // For tests and Admin.
+  const Hub& hub() const { return *hub_; }
+  SchedulerStats scheduler_stats() const { return scheduler_->stats(); }
+  size_t stream_count() const { return registry_->size(); }
+
+ private:
+  class BusInterest;
+  explicit EntitySyncServer(ServerOptions options);
+  absl::Status Init();
+  void OnNotice(const v1::Notice& notice);
+  void SetServing(bool serving);
+
+  ServerOptions options_;
+  std::string origin_;
+  ChannelPool channels_;
+  EntityTable table_;
+  VersionClock clock_;
+  std::unique_ptr<Bus> bus_;
+  std::unique_ptr<BusInterest> interest_;
+  std::unique_ptr<Hub> hub_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ResolveScheduler> scheduler_;
+  std::unique_ptr<PassthroughClient> passthrough_;
+  std::unique_ptr<SessionRegistry> registry_;
+  std::unique_ptr<grpc::Service> subscribe_service_;
+  std::unique_ptr<grpc::Service> notifier_service_;
+  std::unique_ptr<grpc::Server> public_server_;
+  std::unique_ptr<grpc::Server> internal_server_;
+  int public_port_ = 0;
+  int internal_port_ = 0;
+
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace entitysync
+
+#endif  // ENTITYSYNC_SERVER_SERVER_H_

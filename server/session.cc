@@ -1,0 +1,523 @@
+#include "server/session.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "server/entity_key.h"
+#include "server/grpc_status.h"
+
+namespace entitysync {
+namespace {
+
+// Finishes at once: the replica is at its stream limit.
+class RejectReactor
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RejectReactor(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+std::string ReadCredentials(const grpc::CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return {};
+  return std::string(it->second.data(), it->second.size());
+}
+
+OutboundMessage Control(const v1::SubscribeResponse& response) {
+  return EncodeOutbound(response, OutboundMessage::Kind::kControl);
+}
+
+}  // namespace
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
+    grpc::CallbackServerContext* context, const SessionDeps& deps) {
+  auto session = std::make_shared<Session>(context, deps);
+  if (!deps.registry->TryAdd(session)) {
+    return new RejectReactor(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("this replica serves its limit of ", deps.limits->max_streams,
+                     " streams; try another replica")));
+  }
+  session->self_ = session;
+  session->StartRead(&session->read_buffer_);
+  return session.get();
+}
+
+Session::Session(grpc::CallbackServerContext* context, const SessionDeps& deps)
+    : context_(context),
+      deps_(deps),
+      queue_(deps.limits->max_outbound_queue_bytes),
+      rate_tokens_(static_cast<double>(deps.limits->max_subscriptions_per_stream)),
+      rate_refilled_(absl::Now()) {
+  credentials_ = ReadCredentials(context);
+}
+
+Session::~Session() = default;
+
+void Session::OnReadDone(bool ok) {
+  if (!ok) {
+    // Half-close keeps the stream (and its subscriptions) alive: a client may
+    // send its subscriptions and then only listen. Cancellation arrives
+    // through OnCancel.
+    return;
+  }
+  v1::SubscribeRequest request;
+  grpc::Status parsed =
+      grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::SubscribeRequest>(
+          &read_buffer_, &request);
+  if (!parsed.ok()) {
+    absl::MutexLock lock(&mu_);
+    PushErrorLocked(0,
+                    absl::InvalidArgumentError(
+                        "malformed SubscribeRequest (not a valid protobuf, or a "
+                        "string field is not UTF-8)"),
+                    nullptr);
+  } else {
+    HandleRequest(request);
+  }
+  Pump();
+  bool closing;
+  {
+    absl::MutexLock lock(&mu_);
+    closing = closing_;
+  }
+  if (!closing) StartRead(&read_buffer_);
+}
+
+void Session::HandleRequest(const v1::SubscribeRequest& request) {
+  const uint64_t id = request.request_id();
+  switch (request.kind_case()) {
+    case v1::SubscribeRequest::kSubscribe:
+      HandleSubscribe(id, request.subscribe());
+      return;
+    case v1::SubscribeRequest::kUnsubscribe:
+      HandleUnsubscribe(id, request.unsubscribe());
+      return;
+    case v1::SubscribeRequest::kAuthenticate:
+      HandleAuthenticate(id, request.authenticate());
+      return;
+    case v1::SubscribeRequest::kPassthrough:
+      HandlePassthrough(id, request.passthrough());
+      return;
+    case v1::SubscribeRequest::KIND_NOT_SET:
+      break;
+  }
+  absl::MutexLock lock(&mu_);
+  PushErrorLocked(id, absl::InvalidArgumentError("request has no kind set"), nullptr);
+}
+
+bool Session::TakeRateToken() {
+  const absl::Time now = absl::Now();
+  const double capacity =
+      static_cast<double>(deps_.limits->max_subscriptions_per_stream);
+  rate_tokens_ = std::min(capacity, rate_tokens_ + absl::ToDoubleSeconds(now - rate_refilled_) *
+                                                       deps_.limits->subscribe_rate_per_second);
+  rate_refilled_ = now;
+  if (rate_tokens_ < 1) return false;
+  rate_tokens_ -= 1;
+  return true;
+}
+
+void Session::HandleSubscribe(uint64_t request_id, const v1::Subscribe& subscribe) {
+  const v1::EntityKey& key = subscribe.key();
+  const std::string key_string = KeyString(key);
+  uint64_t generation;
+  std::string credentials;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe); !s.ok()) {
+      PushErrorLocked(request_id, s, &key);
+      return;
+    }
+    if (!deps_.table->open_mode() && deps_.table->Find(key.entity()) == nullptr) {
+      PushErrorLocked(request_id,
+                      absl::NotFoundError(absl::StrCat("unknown entity '", key.entity(), "'")),
+                      &key);
+      return;
+    }
+    if (!TakeRateToken()) {
+      PushErrorLocked(request_id,
+                      absl::ResourceExhaustedError(absl::StrCat(
+                          "subscribe rate over ", deps_.limits->subscribe_rate_per_second,
+                          " per second; retry later")),
+                      &key);
+      return;
+    }
+    if (!subscriptions_.contains(key_string) &&
+        subscriptions_.size() >= deps_.limits->max_subscriptions_per_stream) {
+      PushErrorLocked(request_id,
+                      absl::ResourceExhaustedError(absl::StrCat(
+                          "stream has ", subscriptions_.size(),
+                          " subscriptions; the limit is ",
+                          deps_.limits->max_subscriptions_per_stream)),
+                      &key);
+      return;
+    }
+    Subscription& sub = subscriptions_[key_string];
+    sub.key = key;
+    sub.pending = true;
+    sub.generation = generation = ++next_generation_;
+    sub.held.reset();
+    credentials = credentials_;
+  }
+  // Registered before the resolve so that no change during it is missed.
+  deps_.hub->Add(key, shared_from_this(), credentials);
+  if (deps_.table->open_mode()) {
+    Snapshot none;
+    none.version = 0;
+    v1::Subscribe no_snapshot = subscribe;
+    no_snapshot.set_skip_snapshot(true);
+    OnSnapshot(key_string, generation, request_id, no_snapshot, std::move(none));
+    return;
+  }
+  deps_.scheduler->ResolveForSubscribe(
+      key, credentials,
+      [self = shared_from_this(), key_string, generation, request_id,
+       subscribe](absl::StatusOr<Snapshot> snapshot) {
+        self->OnSnapshot(key_string, generation, request_id, subscribe,
+                         std::move(snapshot));
+        self->Pump();
+      });
+}
+
+void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
+                         uint64_t request_id, const v1::Subscribe& subscribe,
+                         absl::StatusOr<Snapshot> snapshot) {
+  const v1::EntityKey& key = subscribe.key();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = subscriptions_.find(key_string);
+    // Unsubscribed (or subscribed again) meanwhile: that request answers.
+    if (done_ || it == subscriptions_.end() || it->second.generation != generation) {
+      return;
+    }
+    if (!snapshot.ok()) {
+      subscriptions_.erase(it);
+      PushErrorLocked(request_id, snapshot.status(), &key);
+    } else {
+      Subscription& sub = it->second;
+      sub.pending = false;
+      v1::SubscribeResponse subscribed;
+      subscribed.mutable_subscribed()->set_request_id(request_id);
+      *subscribed.mutable_subscribed()->mutable_key() = key;
+      PushLocked(Control(subscribed));
+      const uint64_t known = subscribe.known_version();
+      sub.last_version = std::max(known, snapshot->version);
+      if (!subscribe.skip_snapshot() && known < snapshot->version) {
+        v1::SubscribeResponse response;
+        v1::Update* update = response.mutable_update();
+        *update->mutable_key() = key;
+        update->set_version(snapshot->version);
+        if (snapshot->status == v1::ResolvedKey::NOT_FOUND) {
+          update->set_removed(true);
+        } else {
+          for (v1::Row& row : snapshot->rows) *update->add_rows() = std::move(row);
+        }
+        PushLocked(EncodeOutbound(response, OutboundMessage::Kind::kUpdate, key_string,
+                                  snapshot->version));
+      }
+      // A change that arrived while the snapshot was being resolved.
+      if (sub.held.has_value()) {
+        OutboundMessage held = std::move(*sub.held);
+        sub.held.reset();
+        if (held.version > sub.last_version) {
+          sub.last_version = held.version;
+          PushLocked(std::move(held));
+        }
+      }
+      return;
+    }
+  }
+  ReleaseKey(key);
+}
+
+void Session::HandleUnsubscribe(uint64_t request_id,
+                                const v1::Unsubscribe& unsubscribe) {
+  const v1::EntityKey& key = unsubscribe.key();
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe); !s.ok()) {
+      PushErrorLocked(request_id, s, &key);
+      return;
+    }
+    if (!TakeRateToken()) {
+      PushErrorLocked(request_id,
+                      absl::ResourceExhaustedError("unsubscribe rate over the limit"),
+                      &key);
+      return;
+    }
+    const std::string key_string = KeyString(key);
+    auto it = subscriptions_.find(key_string);
+    if (it == subscriptions_.end()) {
+      PushErrorLocked(request_id,
+                      absl::NotFoundError(absl::StrCat("not subscribed to ",
+                                                       DescribeKey(key))),
+                      &key);
+      return;
+    }
+    subscriptions_.erase(it);
+    // No rows for the key after `unsubscribed`: drop what is still queued.
+    if (IsWildcard(key)) {
+      const std::string prefix = absl::StrCat(key.entity(), "/");
+      queue_.DropKeys([&](absl::string_view ks) {
+        return absl::StartsWith(ks, prefix) && !subscriptions_.contains(ks);
+      });
+    } else {
+      const bool wildcard_held =
+          subscriptions_.contains(KeyString(WildcardKey(key.entity())));
+      if (!wildcard_held) {
+        queue_.DropKeys([&](absl::string_view ks) { return ks == key_string; });
+      }
+    }
+    v1::SubscribeResponse response;
+    response.mutable_unsubscribed()->set_request_id(request_id);
+    *response.mutable_unsubscribed()->mutable_key() = key;
+    PushLocked(Control(response));
+  }
+  ReleaseKey(key);
+}
+
+void Session::HandleAuthenticate(uint64_t request_id,
+                                 const v1::Authenticate& authenticate) {
+  absl::MutexLock lock(&mu_);
+  if (authenticate.secret().size() > deps_.limits->max_credentials_bytes) {
+    PushErrorLocked(request_id,
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "secret is ", authenticate.secret().size(),
+                        " bytes; the limit is ", deps_.limits->max_credentials_bytes)),
+                    nullptr);
+    return;
+  }
+  credentials_ = authenticate.secret();
+}
+
+void Session::HandlePassthrough(uint64_t request_id,
+                                const v1::Passthrough& passthrough) {
+  v1::PassthroughRequest request;
+  {
+    absl::MutexLock lock(&mu_);
+    if (deps_.passthrough == nullptr) {
+      PushErrorLocked(request_id,
+                      absl::FailedPreconditionError(
+                          "no pass-through backend is configured on this server"),
+                      nullptr);
+      return;
+    }
+    if (passthrough.data().size() > deps_.limits->max_passthrough_bytes) {
+      PushErrorLocked(request_id,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "passthrough data is ", passthrough.data().size(),
+                          " bytes; the limit is ", deps_.limits->max_passthrough_bytes)),
+                      nullptr);
+      return;
+    }
+    if (passthrough_in_flight_ >= deps_.limits->max_passthrough_in_flight) {
+      PushErrorLocked(request_id,
+                      absl::ResourceExhaustedError(absl::StrCat(
+                          "more than ", deps_.limits->max_passthrough_in_flight,
+                          " pass-through requests in flight")),
+                      nullptr);
+      return;
+    }
+    ++passthrough_in_flight_;
+    request.set_credentials(credentials_);
+    request.set_data(passthrough.data());
+  }
+  deps_.passthrough->Handle(
+      request, [self = shared_from_this(),
+                request_id](absl::StatusOr<v1::PassthroughResponse> response) {
+        {
+          absl::MutexLock lock(&self->mu_);
+          --self->passthrough_in_flight_;
+          if (!response.ok()) {
+            self->PushErrorLocked(
+                request_id,
+                absl::Status(response.status().code(),
+                             absl::StrCat("pass-through backend: ",
+                                          response.status().message())),
+                nullptr);
+          } else if (response->has_reply()) {
+            v1::SubscribeResponse reply;
+            reply.mutable_passthrough_reply()->set_request_id(request_id);
+            reply.mutable_passthrough_reply()->set_data(response->data());
+            self->PushLocked(Control(reply));
+          }
+        }
+        self->Pump();
+      });
+}
+
+void Session::Deliver(const OutboundMessage& msg) {
+  bool revoked = false;
+  v1::EntityKey revoked_key;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_ || done_) return;
+    auto it = subscriptions_.find(msg.key_string);
+    if (it != subscriptions_.end()) {
+      Subscription& sub = it->second;
+      if (sub.pending) {
+        if (msg.kind == OutboundMessage::Kind::kUpdate &&
+            (!sub.held.has_value() || sub.held->version < msg.version)) {
+          sub.held = msg;
+        }
+        return;
+      }
+      if (msg.kind == OutboundMessage::Kind::kUpdate) {
+        if (msg.version < sub.last_version ||
+            (msg.version == sub.last_version && !msg.refresh)) {
+          return;
+        }
+        sub.last_version = msg.version;
+      } else if (msg.kind == OutboundMessage::Kind::kRevoked) {
+        revoked = true;
+        revoked_key = sub.key;
+        subscriptions_.erase(it);
+        queue_.DropKeys([&](absl::string_view ks) { return ks == msg.key_string; });
+      }
+    } else {
+      // Through a wildcard; the scheduler delivers each key in order.
+      auto w = subscriptions_.find(
+          KeyString(WildcardKey(EntityOfKeyString(msg.key_string))));
+      if (w == subscriptions_.end() || w->second.pending ||
+          msg.kind == OutboundMessage::Kind::kRevoked) {
+        return;
+      }
+    }
+    if (write_in_flight_ && !queue_.empty() &&
+        absl::Now() - write_started_ > deps_.limits->write_stall_timeout) {
+      CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               "client is not reading its updates"),
+                  /*cancel_write=*/true);
+    } else {
+      PushLocked(msg);
+    }
+  }
+  if (revoked) ReleaseKey(revoked_key);
+  Pump();
+}
+
+void Session::ReleaseKey(const v1::EntityKey& key) {
+  if (deps_.hub->Remove(key, this) && !deps_.hub->HasSubscribers(key)) {
+    deps_.scheduler->Forget(key);
+  }
+}
+
+void Session::PushLocked(OutboundMessage msg) {
+  if (closing_) return;
+  if (queue_.Push(std::move(msg)) == OutboundQueue::PushResult::kOverflow) {
+    CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             absl::StrCat("outbound queue over ",
+                                          deps_.limits->max_outbound_queue_bytes,
+                                          " bytes: client is not keeping up")),
+                /*cancel_write=*/true);
+  }
+}
+
+void Session::PushErrorLocked(uint64_t request_id, const absl::Status& status,
+                              const v1::EntityKey* key) {
+  v1::SubscribeResponse response;
+  v1::Error* error = response.mutable_error();
+  error->set_request_id(request_id);
+  error->set_code(static_cast<int>(status.code()));
+  error->set_message(std::string(status.message()));
+  if (key != nullptr) {
+    error->mutable_key()->set_entity(key->entity().substr(0, deps_.limits->max_entity_bytes));
+    error->mutable_key()->set_id(key->id().substr(0, deps_.limits->max_id_bytes));
+  }
+  PushLocked(Control(response));
+}
+
+void Session::Close(const grpc::Status& status, bool cancel_write) {
+  {
+    absl::MutexLock lock(&mu_);
+    CloseLocked(status, cancel_write);
+  }
+  Pump();
+}
+
+void Session::CloseLocked(const grpc::Status& status, bool cancel_write) {
+  if (closing_) return;
+  closing_ = true;
+  close_status_ = status;
+  queue_.Clear();
+  if (cancel_write && write_in_flight_) cancel_requested_ = true;
+}
+
+void Session::Pump() {
+  bool cancel = false;
+  bool finish = false;
+  grpc::Status finish_status;
+  bool write = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finish_called_) return;
+    if (cancel_requested_) {
+      cancel_requested_ = false;
+      cancel = true;
+    }
+    if (!write_in_flight_) {
+      if (closing_) {
+        finish_called_ = true;
+        finish = true;
+        finish_status = close_status_;
+      } else if (std::optional<OutboundMessage> next = queue_.Pop()) {
+        write_buffer_ = std::move(next->bytes);
+        write_in_flight_ = true;
+        write_started_ = absl::Now();
+        write = true;
+      }
+    }
+  }
+  // The stream is touched with no lock held.
+  if (cancel) context_->TryCancel();
+  if (finish) Finish(finish_status);
+  if (write) StartWrite(&write_buffer_);
+}
+
+void Session::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok && !closing_) {
+      closing_ = true;
+      close_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+      queue_.Clear();
+    }
+  }
+  Pump();
+}
+
+void Session::OnCancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      closing_ = true;
+      close_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      queue_.Clear();
+    }
+  }
+  Pump();
+}
+
+void Session::OnDone() {
+  std::vector<v1::EntityKey> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    for (auto& [key_string, sub] : subscriptions_) keys.push_back(sub.key);
+    subscriptions_.clear();
+    queue_.Clear();
+  }
+  for (const v1::EntityKey& key : keys) ReleaseKey(key);
+  deps_.registry->Remove(this);
+  // May destroy this session; nothing may touch it afterwards.
+  std::shared_ptr<Session> self = std::move(self_);
+}
+
+}  // namespace entitysync
