@@ -1,0 +1,155 @@
+// The `entitysync` command line tool: subscribe to keys and print updates as
+// JSON lines, or announce a change. See kUsage in cli_args.cc.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "client/cli_args.h"
+#include "client/entity_key.h"
+#include "client/notifier.h"
+#include "client/subscriber.h"
+#include "client/update_json.h"
+
+namespace entitysync {
+namespace client {
+namespace {
+
+// Blocks until SIGINT, SIGTERM or SIGUSR1 (sent by ourselves when done) or
+// `timeout`; true when a signal came. The signals must be blocked in every
+// thread, which holds because main blocks them before any thread starts.
+bool WaitForSignal(const sigset_t& signals,
+                   const std::optional<absl::Duration>& timeout) {
+  if (!timeout.has_value()) {
+    int signal_number;
+    return sigwait(&signals, &signal_number) == 0;
+  }
+  const absl::Time deadline = absl::Now() + *timeout;
+  for (;;) {
+    const timespec remaining =
+        absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (sigtimedwait(&signals, nullptr, &remaining) >= 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+int RunSubscribe(const CliArgs& args, const sigset_t& signals) {
+  std::atomic<int64_t> printed{0};
+  std::atomic<size_t> failed_keys{0};
+  const auto finish = [] { kill(getpid(), SIGUSR1); };
+
+  SubscriberOptions options;
+  options.targets = args.targets;
+  options.credentials = args.credentials;
+  options.on_event = [&](const SubscriberEvent& event) {
+    std::fprintf(stderr, "%s\n", DescribeEvent(event).c_str());
+    if (event.type == SubscriberEvent::Type::kError && event.final &&
+        ++failed_keys == args.keys.size()) {
+      finish();  // nothing left that could ever deliver
+    }
+  };
+  absl::StatusOr<std::unique_ptr<Subscriber>> subscriber =
+      Subscriber::Create(options);
+  if (!subscriber.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n",
+                 subscriber.status().ToString().c_str());
+    return 1;
+  }
+  // Callbacks run one at a time on the subscriber's thread.
+  const auto print = [&](const v1::Update& update) {
+    if (args.count > 0 && printed.load() >= args.count) return;
+    std::printf("%s\n", UpdateToJsonLine(update).c_str());
+    std::fflush(stdout);
+    if (++printed == args.count) finish();
+  };
+  for (const EntityKey& key : args.keys) {
+    if (absl::Status status = (*subscriber)->Subscribe(key, print);
+        !status.ok()) {
+      std::fprintf(stderr, "entitysync: %s\n", status.ToString().c_str());
+      return 1;
+    }
+  }
+  const bool signalled = WaitForSignal(signals, args.timeout);
+  subscriber->reset();  // no callback runs after this
+
+  if (failed_keys.load() == args.keys.size()) return 1;
+  if (args.count > 0 && printed.load() < args.count && !signalled) {
+    std::fprintf(stderr, "entitysync: timed out after %lld of %lld updates\n",
+                 static_cast<long long>(printed.load()),
+                 static_cast<long long>(args.count));
+    return 1;
+  }
+  return 0;
+}
+
+int RunNotify(const CliArgs& args) {
+  NotifierOptions options;
+  options.target = args.targets.front();
+  options.token = args.credentials;
+  options.deadline = *args.timeout;
+  Notifier notifier(options);
+
+  v1::Change change;
+  *change.mutable_key() = ToProto(args.keys.front());
+  if (args.version.has_value()) change.set_version(*args.version);
+  if (!args.rows.empty() || args.removed) {
+    v1::Rows* rows = change.mutable_rows();
+    rows->set_removed(args.removed);
+    for (const std::string& data : args.rows) {
+      v1::Row* row = rows->add_rows();
+      row->set_data(data);
+      row->set_content_type(args.content_type);
+    }
+  }
+  absl::StatusOr<uint32_t> accepted =
+      notifier.Notify({change}, args.local_only);
+  if (!accepted.ok()) {
+    std::fprintf(stderr, "entitysync: notify failed: %s\n",
+                 accepted.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("accepted %u\n", *accepted);
+  return 0;
+}
+
+}  // namespace
+}  // namespace client
+}  // namespace entitysync
+
+int main(int argc, char** argv) {
+  using entitysync::client::CliArgs;
+  const std::vector<std::string> arguments(argv + 1, argv + argc);
+  absl::StatusOr<CliArgs> args = entitysync::client::ParseCliArgs(arguments);
+  if (!args.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n\n%s",
+                 std::string(args.status().message()).c_str(),
+                 entitysync::client::kUsage);
+    return 2;
+  }
+  switch (args->command) {
+    case CliArgs::Command::kHelp:
+      std::fputs(entitysync::client::kUsage, stdout);
+      return 0;
+    case CliArgs::Command::kNotify:
+      return entitysync::client::RunNotify(*args);
+    case CliArgs::Command::kSubscribe: {
+      sigset_t signals;
+      sigemptyset(&signals);
+      sigaddset(&signals, SIGINT);
+      sigaddset(&signals, SIGTERM);
+      sigaddset(&signals, SIGUSR1);
+      pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+      return entitysync::client::RunSubscribe(*args, signals);
+    }
+  }
+  return 2;
+}
