@@ -19,8 +19,7 @@ absl::StatusOr<CliFlags> CliFlags::Parse(
     }
     absl::string_view name = arg.substr(2, equals - 2);
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }
     if (!flags.values_.emplace(name, arg.substr(equals + 1)).second) {
       return absl::InvalidArgumentError(

@@ -148,13 +148,13 @@ absl::StatusOr<std::unique_ptr<ItemsStore>> OpenStore(const CliFlags& flags) {
 int RunServe(const CliFlags& flags) {
   int64_t delay_ms = 0;
   std::optional<std::string> delay = flags.Get("delay_ms");
-  if (delay.has_value() && (!absl::SimpleAtoi(*delay, &delay_ms) ||
-                            delay_ms < 0)) {
+  if (delay.has_value() &&
+      (!absl::SimpleAtoi(*delay, &delay_ms) || delay_ms < 0)) {
     return UsageError("--delay_ms must be a non-negative integer");
   }
-  absl::Status served = Serve(flags.GetOr("db", ""),
-                              flags.GetOr("listen", kDefaultListen),
-                              absl::Milliseconds(delay_ms));
+  absl::Status served =
+      Serve(flags.GetOr("db", ""), flags.GetOr("listen", kDefaultListen),
+            absl::Milliseconds(delay_ms));
   return served.ok() ? 0 : RuntimeError(served);
 }
 
@@ -243,8 +243,8 @@ int Main(int argc, char** argv) {
   };
   for (const Command& command : commands) {
     if (command.name != name) continue;
-    absl::StatusOr<CliFlags> flags = CliFlags::Parse(
-        absl::MakeConstSpan(argv + 2, argc - 2), command.flags);
+    absl::StatusOr<CliFlags> flags =
+        CliFlags::Parse(absl::MakeConstSpan(argv + 2, argc - 2), command.flags);
     if (!flags.ok()) return UsageError(flags.status().message());
     if (flags->GetOr("db", "").empty()) {
       return UsageError(absl::StrCat(name, " needs --db=PATH"));

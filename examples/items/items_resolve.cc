@@ -25,8 +25,7 @@ absl::Status ValidateKeys(const ResolveRequest& request) {
     if (key.entity() != kItemsEntity) {
       return absl::InvalidArgumentError(
           absl::StrCat("keys[", i, "]: entity \"", key.entity(),
-                       "\" is not served here (only \"", kItemsEntity,
-                       "\")"));
+                       "\" is not served here (only \"", kItemsEntity, "\")"));
     }
     if (key.id().empty()) {
       return absl::InvalidArgumentError(
@@ -46,13 +45,13 @@ bool MustAuthorize(const ResolveRequest& request) {
 absl::Status ResolveWildcard(ItemsStore& store, const ResolveRequest& request,
                              ResolvedKey* result) {
   const bool authorize = MustAuthorize(request);
-  ASSIGN_OR_RETURN(
-      ItemListing listing,
-      store.ListLive(
-          [&](const Item& item) {
-            return !authorize || MayView(item.acl, request.credentials());
-          },
-          kMaxWildcardRows));
+  ASSIGN_OR_RETURN(ItemListing listing,
+                   store.ListLive(
+                       [&](const Item& item) {
+                         return !authorize ||
+                                MayView(item.acl, request.credentials());
+                       },
+                       kMaxWildcardRows));
   result->set_status(ResolvedKey::FOUND);
   result->set_version(listing.max_version);
   for (const Item& item : listing.items) AddJsonRow(ItemJson(item), result);

@@ -99,9 +99,9 @@ absl::StatusOr<std::unique_ptr<ItemsStore>> ItemsStore::Open(
   ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                    SqliteDb::Open(path, busy_timeout));
   // IMMEDIATE so that two processes creating the schema take turns.
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db.get(),
-                                            SqliteTransaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db.get(), SqliteTransaction::Mode::kWrite));
   RETURN_IF_ERROR(db->Exec(kSchema));
   RETURN_IF_ERROR(transaction.Commit());
   return std::unique_ptr<ItemsStore>(new ItemsStore(std::move(db)));
@@ -110,9 +110,9 @@ absl::StatusOr<std::unique_ptr<ItemsStore>> ItemsStore::Open(
 absl::StatusOr<uint64_t> ItemsStore::Upsert(const ItemChange& change) {
   RETURN_IF_ERROR(ValidateChange(change));
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db_.get(),
-                                            SqliteTransaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db_.get(), SqliteTransaction::Mode::kWrite));
   ASSIGN_OR_RETURN(uint64_t version, UpsertLocked(change));
   RETURN_IF_ERROR(transaction.Commit());
   return version;
@@ -149,9 +149,9 @@ absl::StatusOr<uint64_t> ItemsStore::UpsertLocked(const ItemChange& change) {
 
 absl::StatusOr<uint64_t> ItemsStore::Delete(absl::string_view id) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db_.get(),
-                                            SqliteTransaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db_.get(), SqliteTransaction::Mode::kWrite));
   ASSIGN_OR_RETURN(std::optional<Item> existing, FindLocked(id));
   if (!existing.has_value() || existing->deleted) {
     return absl::NotFoundError(absl::StrCat("item ", id, " does not exist"));
@@ -174,9 +174,9 @@ absl::StatusOr<std::optional<Item>> ItemsStore::Find(absl::string_view id) {
   absl::MutexLock lock(&mu_);
   // A read transaction so that the item row and its tags come from the same
   // snapshot even while another process writes.
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db_.get(),
-                                            SqliteTransaction::Mode::kRead));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db_.get(), SqliteTransaction::Mode::kRead));
   ASSIGN_OR_RETURN(std::optional<Item> item, FindLocked(id));
   RETURN_IF_ERROR(transaction.Commit());
   return item;
@@ -184,9 +184,9 @@ absl::StatusOr<std::optional<Item>> ItemsStore::Find(absl::string_view id) {
 
 absl::StatusOr<std::optional<Item>> ItemsStore::FindLocked(
     absl::string_view id) {
-  ASSIGN_OR_RETURN(
-      SqliteStatement select,
-      db_->Prepare(absl::StrCat(kSelectItems, "WHERE i.id = ?1 ORDER BY t.pos")));
+  ASSIGN_OR_RETURN(SqliteStatement select,
+                   db_->Prepare(absl::StrCat(
+                       kSelectItems, "WHERE i.id = ?1 ORDER BY t.pos")));
   select.Bind(1, id);
   std::optional<Item> found;
   RETURN_IF_ERROR(ReadItems(select, [&found](Item item) {
@@ -199,9 +199,9 @@ absl::StatusOr<std::optional<Item>> ItemsStore::FindLocked(
 absl::StatusOr<ItemListing> ItemsStore::ListLive(
     const std::function<bool(const Item&)>& keep, size_t limit) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db_.get(),
-                                            SqliteTransaction::Mode::kRead));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db_.get(), SqliteTransaction::Mode::kRead));
   ItemListing listing;
   ASSIGN_OR_RETURN(SqliteStatement max_version,
                    db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM items"));
@@ -210,10 +210,10 @@ absl::StatusOr<ItemListing> ItemsStore::ListLive(
     listing.max_version = static_cast<uint64_t>(max_version.ColumnInt64(0));
   }
   if (limit > 0) {
-    ASSIGN_OR_RETURN(SqliteStatement select,
-                     db_->Prepare(absl::StrCat(
-                         kSelectItems,
-                         "WHERE i.deleted = 0 ORDER BY i.id, t.pos")));
+    ASSIGN_OR_RETURN(
+        SqliteStatement select,
+        db_->Prepare(absl::StrCat(kSelectItems,
+                                  "WHERE i.deleted = 0 ORDER BY i.id, t.pos")));
     RETURN_IF_ERROR(ReadItems(select, [&](Item item) {
       if (keep(item)) listing.items.push_back(std::move(item));
       return listing.items.size() < limit;
@@ -231,9 +231,9 @@ absl::StatusOr<bool> ItemsStore::InsertIfEmpty(
   absl::MutexLock lock(&mu_);
   // The emptiness check and the inserts share one write transaction, so two
   // concurrent seeders cannot both insert.
-  ASSIGN_OR_RETURN(SqliteTransaction transaction,
-                   SqliteTransaction::Begin(db_.get(),
-                                            SqliteTransaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(
+      SqliteTransaction transaction,
+      SqliteTransaction::Begin(db_.get(), SqliteTransaction::Mode::kWrite));
   ASSIGN_OR_RETURN(SqliteStatement any,
                    db_->Prepare("SELECT 1 FROM items LIMIT 1"));
   ASSIGN_OR_RETURN(bool not_empty, any.Step());

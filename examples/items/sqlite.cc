@@ -99,8 +99,8 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
   }
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, static_cast<int>(absl::ToInt64Milliseconds(
-                                busy_timeout)));
+  sqlite3_busy_timeout(
+      raw, static_cast<int>(absl::ToInt64Milliseconds(busy_timeout)));
 
   // journal_mode answers with a row holding the mode actually in effect; a
   // file system without shared memory support silently stays in "delete".

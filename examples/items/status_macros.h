@@ -12,18 +12,18 @@
 #include "absl/status/statusor.h"
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
     ::absl::Status status_macro_status = (expr); \
-    if (!status_macro_status.ok()) {            \
-      return status_macro_status;               \
-    }                                           \
+    if (!status_macro_status.ok()) {             \
+      return status_macro_status;                \
+    }                                            \
   } while (false)
 
 // `lhs = value of expr` (an absl::StatusOr<T>), or returns its error.
 // `lhs` may declare a variable: ASSIGN_OR_RETURN(auto x, Foo());
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  STATUS_MACROS_ASSIGN_OR_RETURN_IMPL(    \
+#define ASSIGN_OR_RETURN(lhs, expr)    \
+  STATUS_MACROS_ASSIGN_OR_RETURN_IMPL( \
       STATUS_MACROS_CONCAT(status_macro_or_, __LINE__), lhs, expr)
 
 #define STATUS_MACROS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

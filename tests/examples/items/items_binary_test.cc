@@ -1,13 +1,12 @@
 // Runs the real `items` binary: seed/set/delete against a fake
 // entitysync Notifier served in the test, and `serve` end to end.
 #include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstdio>
@@ -92,8 +91,8 @@ class ItemsProcess {
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(),
-                         environ);
+    int rc =
+        posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
     if (rc != 0) pid_ = -1;
@@ -334,8 +333,8 @@ TEST_F(ItemsBinaryTest, FailedNotifyExitsOneAndKeepsTheWrite) {
   EXPECT_THAT(set.out, Not(HasSubstr("notified")));
   std::optional<Item> item = Stored("9");
   ASSERT_TRUE(item.has_value());
-  EXPECT_THAT(set.out, HasSubstr(absl::StrCat("items/9 version ",
-                                              item->version)));
+  EXPECT_THAT(set.out,
+              HasSubstr(absl::StrCat("items/9 version ", item->version)));
   EXPECT_EQ(notifier_.requests().size(), 1u);
 }
 
@@ -403,8 +402,7 @@ TEST_F(ItemsBinaryTest, ServeAnswersUntilSigterm) {
   grpc::Status status = stub->Resolve(&context, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.results_size(), 1);
-  EXPECT_EQ(response.results(0).status(),
-            entitysync::v1::ResolvedKey::FOUND);
+  EXPECT_EQ(response.results(0).status(), entitysync::v1::ResolvedKey::FOUND);
   EXPECT_THAT(response.results(0).rows(0).data(),
               HasSubstr(R"("name":"Desk lamp")"));
   EXPECT_EQ(response.results(0).rows_size(), 4);  // The item and 3 tags.

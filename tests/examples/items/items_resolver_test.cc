@@ -78,9 +78,10 @@ class ResolverHarness {
     return version.ok() ? *version : 0;
   }
 
-  grpc::Status Call(const std::vector<std::pair<std::string, std::string>>& keys,
-                    const std::string& credentials,
-                    ResolveRequest::Reason reason, ResolveResponse* response) {
+  grpc::Status Call(
+      const std::vector<std::pair<std::string, std::string>>& keys,
+      const std::string& credentials, ResolveRequest::Reason reason,
+      ResolveResponse* response) {
     ResolveRequest request;
     for (const auto& [entity, id] : keys) {
       entitysync::v1::EntityKey* key = request.add_keys();
@@ -147,11 +148,11 @@ TEST(ItemsResolverTest, FoundItemComesAsItemRowThenTagRowsInOrder) {
   ResolvedKey result = harness.One("100", "", ResolveRequest::SUBSCRIBE);
   EXPECT_EQ(result.status(), ResolvedKey::FOUND);
   EXPECT_EQ(result.version(), version);
-  EXPECT_THAT(RowData(result),
-              ElementsAre(absl::StrCat(R"({"id":"100","name":"Cup \"large\"",)",
-                                       R"("price_cents":450,"version":)",
-                                       version, "}"),
-                          R"({"tag":"zebra"})", R"({"tag":"apple"})"));
+  EXPECT_THAT(
+      RowData(result),
+      ElementsAre(absl::StrCat(R"({"id":"100","name":"Cup \"large\"",)",
+                               R"("price_cents":450,"version":)", version, "}"),
+                  R"({"tag":"zebra"})", R"({"tag":"apple"})"));
 }
 
 TEST(ItemsResolverTest, MissingAndDeletedItemsAreNotFound) {
@@ -184,8 +185,7 @@ TEST(ItemsResolverTest, AccessListDeniesOnSubscribeAndReauthorizeOnly) {
     ResolvedKey stranger = harness.One("secret", "eve-key", reason);
     EXPECT_EQ(stranger.status(), ResolvedKey::DENIED);
     EXPECT_THAT(stranger.rows(), IsEmpty());
-    EXPECT_EQ(harness.One("secret", "", reason).status(),
-              ResolvedKey::DENIED);
+    EXPECT_EQ(harness.One("secret", "", reason).status(), ResolvedKey::DENIED);
     // Exact match only: a prefix of an allowed credential is not allowed.
     EXPECT_EQ(harness.One("secret", "bob", reason).status(),
               ResolvedKey::DENIED);
@@ -224,7 +224,8 @@ TEST(ItemsResolverTest, WildcardListsVisibleItemsAtTheLatestVersion) {
   EXPECT_EQ(anonymous.status(), ResolvedKey::FOUND);
   // The delete was the last write: the snapshot version covers it.
   EXPECT_EQ(anonymous.version(), *deleted);
-  EXPECT_THAT(ids(anonymous), ElementsAre(R"({"id":"a","n)", R"({"id":"b","n)"));
+  EXPECT_THAT(ids(anonymous),
+              ElementsAre(R"({"id":"a","n)", R"({"id":"b","n)"));
 
   ResolvedKey carol = harness.One("*", "carol-key", ResolveRequest::SUBSCRIBE);
   EXPECT_EQ(carol.status(), ResolvedKey::FOUND);
@@ -280,9 +281,8 @@ TEST(ItemsResolverTest, ForeignEntityOrEmptyIdFailsTheWholeCall) {
   harness.Set(Change("100", "x"));
 
   ResolveResponse response;
-  grpc::Status status =
-      harness.Call({{"items", "100"}, {"orders", "1"}}, "",
-                   ResolveRequest::SUBSCRIBE, &response);
+  grpc::Status status = harness.Call({{"items", "100"}, {"orders", "1"}}, "",
+                                     ResolveRequest::SUBSCRIBE, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("keys[1]"));
   EXPECT_THAT(status.error_message(), HasSubstr("orders"));
@@ -308,8 +308,8 @@ TEST(ItemsResolverTest, DelayHoldsAnswersWithoutSerializingCalls) {
   for (int i = 0; i < kCalls; ++i) {
     callers.emplace_back([&harness, &statuses, i] {
       ResolveResponse response;
-      statuses[i] = harness.Call({{"items", "1"}}, "",
-                                 ResolveRequest::CHANGE, &response);
+      statuses[i] =
+          harness.Call({{"items", "1"}}, "", ResolveRequest::CHANGE, &response);
     });
   }
   for (std::thread& caller : callers) caller.join();

@@ -20,11 +20,9 @@ using ::testing::IsEmpty;
 
 std::string TempDbPath(absl::string_view name) {
   const char* dir = std::getenv("TEST_TMPDIR");
-  std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name,
-                                  "_", ::testing::UnitTest::GetInstance()
-                                           ->current_test_info()
-                                           ->name(),
-                                  ".db");
+  std::string path = absl::StrCat(
+      dir != nullptr ? dir : "/tmp", "/", name, "_",
+      ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
   std::remove(path.c_str());
   std::remove((path + "-wal").c_str());
   std::remove((path + "-shm").c_str());
@@ -196,8 +194,8 @@ TEST(ItemsStoreTest, ListLiveFiltersLimitsAndReportsMaxVersion) {
   // The delete is the latest write, so it defines the listing's version.
   EXPECT_EQ(all->max_version, *deleted);
 
-  absl::StatusOr<ItemListing> limited = store->ListLive(
-      [](const Item& item) { return item.id != "a"; }, 1);
+  absl::StatusOr<ItemListing> limited =
+      store->ListLive([](const Item& item) { return item.id != "a"; }, 1);
   ASSERT_TRUE(limited.ok());
   ASSERT_EQ(limited->items.size(), 1u);
   EXPECT_EQ(limited->items[0].id, "b");
