@@ -6,15 +6,18 @@ namespace entitysync {
 namespace client {
 
 std::shared_ptr<SubscribeStream> SubscribeStream::Start(
-    std::shared_ptr<grpc::Channel> channel, const std::string& credentials,
-    Sink sink) {
-  std::shared_ptr<SubscribeStream> stream(
-      new SubscribeStream(std::move(channel), std::move(sink)));
-  if (!credentials.empty()) {
-    stream->context_.AddMetadata("authorization", credentials);
+    const std::shared_ptr<grpc::Channel>& channel,
+    const std::string& credentials, Sink sink) {
+  std::shared_ptr<SubscribeStream> stream(new SubscribeStream(std::move(sink)));
+  grpc::ClientContext* context;
+  {
+    absl::MutexLock lock(&stream->mu_);
+    context = stream->context_.get();
   }
+  if (!credentials.empty()) context->AddMetadata("authorization", credentials);
   stream->self_ = stream;
-  stream->stub_->async()->Subscribe(&stream->context_, stream.get());
+  // The stub is needed only to create the call.
+  v1::EntitySync::NewStub(channel)->async()->Subscribe(context, stream.get());
   // The hold lets Write start operations from outside reactions; it is
   // released by Close once reads have ended.
   stream->AddHold();
@@ -22,12 +25,6 @@ std::shared_ptr<SubscribeStream> SubscribeStream::Start(
   stream->StartCall();
   return stream;
 }
-
-SubscribeStream::SubscribeStream(std::shared_ptr<grpc::Channel> channel,
-                                 Sink sink)
-    : channel_(std::move(channel)),
-      stub_(v1::EntitySync::NewStub(channel_)),
-      sink_(std::move(sink)) {}
 
 void SubscribeStream::Write(v1::SubscribeRequest request) {
   {
@@ -67,7 +64,7 @@ void SubscribeStream::OnWriteDone(bool ok) {
 }
 
 void SubscribeStream::OnReadInitialMetadataDone(bool ok) {
-  if (ok) sink_(StreamEvent{StreamEvent::Kind::kUp, {}, {}});
+  if (ok) sink_(StreamEvent{StreamEvent::Kind::kUp, {}, {}, nullptr});
 }
 
 void SubscribeStream::OnReadDone(bool ok) {
@@ -75,7 +72,8 @@ void SubscribeStream::OnReadDone(bool ok) {
     Close();
     return;
   }
-  sink_(StreamEvent{StreamEvent::Kind::kMessage, std::move(response_), {}});
+  sink_(StreamEvent{StreamEvent::Kind::kMessage, std::move(response_), {},
+                    nullptr});
   response_.Clear();
   StartRead(&response_);
 }
@@ -92,10 +90,25 @@ void SubscribeStream::Close() {
   if (release_hold) RemoveHold();
 }
 
+void SubscribeStream::Cancel() {
+  std::shared_ptr<grpc::ClientContext> context;
+  {
+    absl::MutexLock lock(&mu_);
+    context = context_;
+  }
+  if (context != nullptr) context->TryCancel();
+}
+
 void SubscribeStream::OnDone(const grpc::Status& status) {
-  // `self` may be the last reference: this object dies when OnDone returns.
+  // `self` may be the last reference: this object dies when OnDone returns,
+  // which is safe because it no longer holds the context (see the header).
   std::shared_ptr<SubscribeStream> self = std::move(self_);
-  sink_(StreamEvent{StreamEvent::Kind::kDone, {}, status});
+  std::shared_ptr<grpc::ClientContext> context;
+  {
+    absl::MutexLock lock(&mu_);
+    context = std::move(context_);
+  }
+  sink_(StreamEvent{StreamEvent::Kind::kDone, {}, status, std::move(context)});
 }
 
 }  // namespace client

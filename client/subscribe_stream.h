@@ -9,6 +9,14 @@
 // Ownership: Start returns a shared_ptr; the call also keeps the object alive
 // until kDone has been reported, so dropping the pointer early is safe.
 //
+// Channel lifetime: on Linux gRPC runs callback-API reactions on a
+// process-wide completion queue that the destruction of the last
+// grpc::Channel tears down, joining its threads; that must not happen on one
+// of those threads. The call's ClientContext holds a channel reference, so
+// kDone hands the context to the caller instead of destroying it on a gRPC
+// thread. The caller keeps the channel until kDone and releases both on a
+// thread of its own.
+//
 // Thread-safety: Write and Cancel may be called from any thread, at any
 // time, also after kDone (they are then no-ops). The sink runs on gRPC's
 // threads and must not block; it must not call Write or Cancel while holding
@@ -20,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -36,6 +45,8 @@ struct StreamEvent {
   Kind kind;
   v1::SubscribeResponse message;  // kMessage
   grpc::Status status;            // kDone
+  // kDone: the finished call's context, to be released off gRPC's threads.
+  std::shared_ptr<grpc::ClientContext> context;
 };
 
 class SubscribeStream
@@ -48,8 +59,8 @@ class SubscribeStream
   // Starts the call on `channel`. A non-empty `credentials` is sent as the
   // `authorization` metadata.
   static std::shared_ptr<SubscribeStream> Start(
-      std::shared_ptr<grpc::Channel> channel, const std::string& credentials,
-      Sink sink);
+      const std::shared_ptr<grpc::Channel>& channel,
+      const std::string& credentials, Sink sink);
 
   SubscribeStream(const SubscribeStream&) = delete;
   SubscribeStream& operator=(const SubscribeStream&) = delete;
@@ -60,12 +71,12 @@ class SubscribeStream
 
   // Ends the call promptly; kDone follows with CANCELLED (or the status the
   // call had already ended with).
-  void Cancel() { context_.TryCancel(); }
-
-  grpc::Channel* channel() const { return channel_.get(); }
+  void Cancel();
 
  private:
-  SubscribeStream(std::shared_ptr<grpc::Channel> channel, Sink sink);
+  explicit SubscribeStream(Sink sink)
+      : sink_(std::move(sink)),
+        context_(std::make_shared<grpc::ClientContext>()) {}
 
   void OnReadInitialMetadataDone(bool ok) override;
   void OnReadDone(bool ok) override;
@@ -77,17 +88,16 @@ class SubscribeStream
   void Close();
 
   // Const after construction.
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<v1::EntitySync::Stub> stub_;
   const Sink sink_;
 
-  grpc::ClientContext context_;
   // Owned by the single outstanding read.
   v1::SubscribeResponse response_;
   // Keeps this object alive until OnDone.
   std::shared_ptr<SubscribeStream> self_;
 
   absl::Mutex mu_;
+  // Handed out with kDone; null afterwards.
+  std::shared_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::SubscribeRequest> queued_ ABSL_GUARDED_BY(mu_);
   // The request being written; gRPC reads it until OnWriteDone.
   v1::SubscribeRequest in_flight_ ABSL_GUARDED_BY(mu_);

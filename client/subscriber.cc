@@ -150,12 +150,23 @@ void Subscriber::Shutdown() {
     stream = stream_;
   }
   if (stream != nullptr) stream->Cancel();
-  absl::MutexLock lock(&mu_);
-  auto all_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return live_streams_ == 0;
-  };
-  mu_.Await(absl::Condition(&all_done));
-  connected_ = false;
+  std::shared_ptr<grpc::Channel> channel;
+  std::deque<std::pair<uint64_t, StreamEvent>> unhandled;
+  {
+    absl::MutexLock lock(&mu_);
+    auto all_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return live_streams_ == 0;
+    };
+    mu_.Await(absl::Condition(&all_done));
+    connected_ = false;
+    stream_.reset();
+    channel = std::move(channel_);
+    unhandled.swap(inbox_);
+  }
+  // Released here, on the subscriber's thread and without mu_ (see
+  // subscribe_stream.h): the kDone event holds the call's context.
+  unhandled.clear();
+  channel.reset();
 }
 
 bool Subscriber::HasWorkLocked() const {
@@ -200,6 +211,7 @@ Subscriber::Work Subscriber::TakeWorkLocked(absl::Time now) {
     }
   } else {
     work.stream = stream_;
+    work.channel = channel_;
     if (!goaway_cancel_sent_ && now >= goaway_at_) {
       goaway_cancel_sent_ = true;
       work.cancel_stream = true;
@@ -267,7 +279,7 @@ void Subscriber::DoWork(Work work) {
     work.stream->Write(std::move(request));
   }
   if (work.cancel_stream) work.stream->Cancel();
-  if (work.check_connect) CheckConnect(work.stream);
+  if (work.check_connect) CheckConnect(work.stream, work.channel);
   if (work.has_event) {
     HandleStreamEvent(work.event_generation, std::move(work.event));
   }
@@ -282,13 +294,14 @@ void Subscriber::StartStream() {
     generation = ++stream_generation_;
     ++live_streams_;
   }
+  std::shared_ptr<grpc::Channel> channel = CreateChannel(target, options_);
   std::shared_ptr<SubscribeStream> stream = SubscribeStream::Start(
-      CreateChannel(target, options_), options_.credentials,
-      [this, generation](StreamEvent event) {
+      channel, options_.credentials, [this, generation](StreamEvent event) {
         OnStreamEvent(generation, std::move(event));
       });
   absl::MutexLock lock(&mu_);
   stream_ = std::move(stream);
+  channel_ = std::move(channel);
   connected_ = false;
   connect_check_at_ = absl::Now() + options_.connect_timeout;
   goaway_at_ = absl::InfiniteFuture();
@@ -301,10 +314,11 @@ void Subscriber::StartStream() {
   }
 }
 
-void Subscriber::CheckConnect(const std::shared_ptr<SubscribeStream>& stream) {
+void Subscriber::CheckConnect(const std::shared_ptr<SubscribeStream>& stream,
+                              const std::shared_ptr<grpc::Channel>& channel) {
   // A server need not send initial metadata before its first message, so a
   // READY channel counts as up even without it.
-  if (stream->channel()->GetState(/*try_to_connect=*/false) ==
+  if (channel->GetState(/*try_to_connect=*/false) ==
       GRPC_CHANNEL_READY) {
     HandleConnected();
   } else {
@@ -327,6 +341,8 @@ void Subscriber::HandleStreamEvent(uint64_t generation, StreamEvent event) {
       break;
     case StreamEvent::Kind::kDone:
       HandleDisconnected(event.status);
+      // The call's context goes with the event, here on the subscriber's
+      // thread (see subscribe_stream.h).
       break;
   }
 }
@@ -347,6 +363,9 @@ void Subscriber::HandleConnected() {
 void Subscriber::HandleDisconnected(const grpc::Status& status) {
   SubscriberEvent event{SubscriberEvent::Type::kDisconnected};
   event.status = ToAbslStatus(status);
+  // Destroyed after the lock is released: the last channel's destruction
+  // joins gRPC threads that may be waiting for mu_.
+  std::shared_ptr<grpc::Channel> channel;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
@@ -357,6 +376,7 @@ void Subscriber::HandleDisconnected(const grpc::Status& status) {
     event.delay = reconnect_at_ - now;
     target_index_ = (target_index_ + 1) % options_.targets.size();
     stream_.reset();
+    channel = std::move(channel_);
     connected_ = false;
     connect_check_at_ = absl::InfiniteFuture();
     goaway_at_ = absl::InfiniteFuture();
@@ -365,6 +385,7 @@ void Subscriber::HandleDisconnected(const grpc::Status& status) {
     // The next stream resends them (StartStream).
     to_send_.clear();
   }
+  channel.reset();
   Emit(event);
 }
 

@@ -62,6 +62,7 @@
 #include "client/subscribe_stream.h"
 #include "client/subscriber_event.h"
 #include "entitysync/v1/entitysync.pb.h"
+#include "grpcpp/channel.h"
 #include "grpcpp/security/credentials.h"
 
 namespace entitysync {
@@ -102,7 +103,8 @@ class Subscriber {
 
   // Cancels the stream and joins the subscriber's thread. Returns promptly
   // unless a callback is running, which it waits for. No callback runs after
-  // it returns. Must not be called from a callback.
+  // it returns. Must not be called from a callback, nor from a gRPC
+  // callback-API reaction.
   ~Subscriber();
 
   // Subscribes `key` (id "*" for every id of the entity) and calls
@@ -163,6 +165,7 @@ class Subscriber {
   struct Work {
     bool start_stream = false;
     std::shared_ptr<SubscribeStream> stream;
+    std::shared_ptr<grpc::Channel> channel;
     std::vector<v1::SubscribeRequest> writes;
     bool cancel_stream = false;
     bool check_connect = false;
@@ -198,7 +201,8 @@ class Subscriber {
   // Called on the subscriber's thread without mu_.
   void DoWork(Work work);
   void StartStream();
-  void CheckConnect(const std::shared_ptr<SubscribeStream>& stream);
+  void CheckConnect(const std::shared_ptr<SubscribeStream>& stream,
+                    const std::shared_ptr<grpc::Channel>& channel);
   void HandleStreamEvent(uint64_t generation, StreamEvent event);
   void HandleConnected();
   void HandleDisconnected(const grpc::Status& status);
@@ -232,8 +236,11 @@ class Subscriber {
   // How many subscriptions are kRetryWait.
   int retry_waiting_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // The current stream, from StartStream until its kDone is handled.
+  // The current stream and its channel, from StartStream until its kDone is
+  // handled. The channel is released on the subscriber's thread only (see
+  // subscribe_stream.h).
   std::shared_ptr<SubscribeStream> stream_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
   uint64_t stream_generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Streams whose kDone has not been received; the destructor waits for 0
   // because their sinks point at this object.
