@@ -116,8 +116,10 @@ class Subscriber {
 
   // Unsubscribes `key`. When it returns, the callback of `key` is not running
   // (unless Unsubscribe was called from a callback) and will never be called
-  // again, even for updates already received. NOT_FOUND when `key` is not
-  // subscribed (never was, or dropped after a final error).
+  // again, even for updates already received; so it may wait for a running
+  // callback and must not be called while holding a lock that callback
+  // takes. NOT_FOUND when `key` is not subscribed (never was, or dropped
+  // after a final error).
   absl::Status Unsubscribe(const EntityKey& key);
 
   // Whether a stream is up now.
