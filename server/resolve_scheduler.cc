@@ -315,6 +315,12 @@ void ResolveScheduler::ApplyOutcomeLocked(
       } else if (issued.notice_version > 0) {
         version = issued.notice_version;
         unit->delivered_from_notice = true;
+      } else if (result.status() == v1::ResolvedKey::NOT_FOUND && unit->has_delivered &&
+                 unit->delivered_version < issued.clock_version / 2) {
+        // An unversioned deletion of a key versioned by its resolver: the
+        // next version after the last one delivered (a replica clock value
+        // would hide every later resolver version).
+        version = unit->delivered_version + 1;
       } else if (unit->has_delivered && unit->delivered_from_notice) {
         // Versions of this key come from notices; a resolve without one
         // (a resync) keeps the version and refreshes the rows.
@@ -537,7 +543,12 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
           } else {
             Snapshot snapshot;
             snapshot.status = found->status();
-            snapshot.version = found->version() > 0 ? found->version() : clock_version;
+            // NOT_FOUND without a version means "nothing yet": version 0, so
+            // that the creation supersedes it whatever its version source.
+            snapshot.version = found->version() > 0 ? found->version()
+                               : found->status() == v1::ResolvedKey::NOT_FOUND
+                                   ? 0
+                                   : clock_version;
             snapshot.rows.assign(found->rows().begin(), found->rows().end());
             out = std::move(snapshot);
           }

@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/entity_key.h"
 #include "server/grpc_status.h"
 
@@ -68,8 +68,8 @@ void Session::OnReadDone(bool ok) {
   }
   v1::SubscribeRequest request;
   grpc::Status parsed =
-      grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::SubscribeRequest>(
-          &read_buffer_, &request);
+      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&read_buffer_,
+                                                                  &request);
   if (!parsed.ok()) {
     absl::MutexLock lock(&mu_);
     PushErrorLocked(0,
@@ -208,7 +208,8 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
       PushLocked(Control(subscribed));
       const uint64_t known = subscribe.known_version();
       sub.last_version = std::max(known, snapshot->version);
-      if (!subscribe.skip_snapshot() && known < snapshot->version) {
+      // known_version 0 means "nothing known": always send the snapshot.
+      if (!subscribe.skip_snapshot() && (known == 0 || known < snapshot->version)) {
         v1::SubscribeResponse response;
         v1::Update* update = response.mutable_update();
         *update->mutable_key() = key;

@@ -1,0 +1,520 @@
+// End to end on one replica: the real server, the real SQLite resolver over
+// gRPC, raw gRPC streams and the real client library.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "client/subscriber.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "tests/e2e/e2e_harness.h"
+
+namespace entitysync::testing {
+namespace {
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(ServerOptions{}); }
+
+  // (Re)starts the server with `options` plus the items table and free ports.
+  void Start(ServerOptions options) {
+    server_.reset();
+    if (options.config.entities_size() == 0 && !open_mode_) {
+      options.config = ItemsConfig(backend_.target());
+    }
+    options.public_address = "127.0.0.1:0";
+    options.internal_address = "127.0.0.1:0";
+    server_ = StartServer(std::move(options));
+    ASSERT_NE(server_, nullptr);
+  }
+  int pub() const { return server_->public_port(); }
+  int internal() const { return server_->internal_port(); }
+
+  bool open_mode_ = false;
+  ItemsBackend backend_;
+  std::unique_ptr<EntitySyncServer> server_;
+};
+
+bool RowContains(const v1::Update& u, int row, const std::string& text) {
+  return u.rows_size() > row && absl::StrContains(u.rows(row).data(), text);
+}
+
+TEST_F(ServiceTest, SnapshotOnSubscribe) {
+  const uint64_t v = backend_.Set("100", "Lamp");
+  RawStream s(pub());
+  const uint64_t rid = s.Subscribe("items", "100");
+  ASSERT_TRUE(s.AwaitSubscribed(rid));
+  auto update = s.AwaitUpdate("100");
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->version(), v);
+  EXPECT_FALSE(update->removed());
+  EXPECT_TRUE(RowContains(*update, 0, "\"name\":\"Lamp\"")) << update->DebugString();
+  EXPECT_EQ(update->rows(0).content_type(), "application/json");
+  // `subscribed` comes before the snapshot.
+  auto messages = s.Messages();
+  ASSERT_GE(messages.size(), 2u);
+  EXPECT_TRUE(messages[0].has_subscribed());
+}
+
+TEST_F(ServiceTest, MissingItemSnapshotIsRemovedThenCreationArrives) {
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "new")));
+  auto first = s.AwaitUpdate("new");
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->removed());
+  const uint64_t v = backend_.Set("new", "Fresh");
+  ASSERT_TRUE(Notify(internal(), {"new"}).ok());
+  auto created = s.AwaitUpdate("new", v);
+  ASSERT_TRUE(created);
+  EXPECT_FALSE(created->removed());
+  EXPECT_TRUE(RowContains(*created, 0, "Fresh"));
+}
+
+TEST_F(ServiceTest, UpdateAfterNotifyAndDeletion) {
+  backend_.Set("100", "Lamp");
+  RawStream a(pub()), b(pub());
+  ASSERT_TRUE(a.AwaitSubscribed(a.Subscribe("items", "100")));
+  ASSERT_TRUE(b.AwaitSubscribed(b.Subscribe("items", "100")));
+  ASSERT_TRUE(a.AwaitUpdate("100"));
+  ASSERT_TRUE(b.AwaitUpdate("100"));
+  const uint64_t calls_before = backend_.calls();
+  const uint64_t v2 = backend_.Set("100", "Desk lamp");
+  ASSERT_TRUE(Notify(internal(), {"100"}).ok());
+  for (RawStream* s : {&a, &b}) {
+    auto update = s->AwaitUpdate("100", v2);
+    ASSERT_TRUE(update);
+    EXPECT_TRUE(RowContains(*update, 0, "Desk lamp"));
+  }
+  EXPECT_EQ(backend_.calls() - calls_before, 1u)
+      << "one resolve for the change, however many subscribers";
+  const uint64_t v3 = backend_.Delete("100");
+  ASSERT_TRUE(Notify(internal(), {"100"}).ok());
+  auto removed = a.AwaitUpdate("100", v3);
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(removed->removed());
+  EXPECT_EQ(removed->rows_size(), 0);
+}
+
+TEST_F(ServiceTest, SeveralRowsInOrder) {
+  backend_.Set("7", "Chair", {"wood", "oak", "brown"});
+  RawStream s(pub());
+  s.Subscribe("items", "7");
+  auto update = s.AwaitUpdate("7");
+  ASSERT_TRUE(update);
+  ASSERT_EQ(update->rows_size(), 4);
+  EXPECT_TRUE(RowContains(*update, 0, "Chair"));
+  EXPECT_TRUE(RowContains(*update, 1, "wood"));
+  EXPECT_TRUE(RowContains(*update, 2, "oak"));
+  EXPECT_TRUE(RowContains(*update, 3, "brown"));
+}
+
+TEST_F(ServiceTest, UnsubscribeStopsUpdates) {
+  backend_.Set("1", "one");
+  backend_.Set("2", "two");
+  RawStream s(pub());
+  s.Subscribe("items", "1");
+  s.Subscribe("items", "2");
+  ASSERT_TRUE(s.AwaitUpdate("1"));
+  ASSERT_TRUE(s.AwaitUpdate("2"));
+  const uint64_t rid = s.Unsubscribe("items", "1");
+  ASSERT_TRUE(s.Await([&](const v1::SubscribeResponse& m) {
+    return m.has_unsubscribed() && m.unsubscribed().request_id() == rid;
+  }));
+  backend_.Set("1", "one changed");
+  const uint64_t v2 = backend_.Set("2", "two changed");
+  ASSERT_TRUE(Notify(internal(), {"1", "2"}).ok());
+  // Key 2's update is the sentinel: key 1's would have come in the same batch.
+  ASSERT_TRUE(s.AwaitUpdate("2", v2));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(s.Updates("1").size(), 1u) << "only the snapshot before unsubscribing";
+  // Unsubscribing what is not subscribed is a precise error.
+  auto err = s.AwaitError(s.Unsubscribe("items", "1"));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, KnownVersionSkipsTheSnapshot) {
+  const uint64_t v = backend_.Set("1", "one");
+  backend_.Set("2", "two");
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1", /*known_version=*/v)));
+  s.Subscribe("items", "2");
+  ASSERT_TRUE(s.AwaitUpdate("2"));
+  EXPECT_TRUE(s.Updates("1").empty());
+}
+
+TEST_F(ServiceTest, AuthorizationFromMetadataOrAuthenticate) {
+  backend_.Set("secret", "Vault", {}, {"alice-token"});
+  {
+    RawStream anonymous(pub());
+    auto err = anonymous.AwaitError(anonymous.Subscribe("items", "secret"));
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->error().code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(err->error().key().id(), "secret");
+    // The stream stays usable and no rows of the key were sent.
+    backend_.Set("pub", "Public");
+    ASSERT_TRUE(anonymous.AwaitSubscribed(anonymous.Subscribe("items", "pub")));
+    ASSERT_TRUE(anonymous.AwaitUpdate("pub"));
+    EXPECT_TRUE(anonymous.Updates("secret").empty());
+  }
+  {
+    RawStream::Options options;
+    options.authorization = "alice-token";
+    RawStream alice(pub(), options);
+    ASSERT_TRUE(alice.AwaitSubscribed(alice.Subscribe("items", "secret")));
+    ASSERT_TRUE(alice.AwaitUpdate("secret"));
+  }
+  {
+    RawStream late(pub());
+    v1::SubscribeRequest auth;
+    auth.set_request_id(99);
+    auth.mutable_authenticate()->set_secret("alice-token");
+    late.Send(auth);
+    ASSERT_TRUE(late.AwaitSubscribed(late.Subscribe("items", "secret")));
+    ASSERT_TRUE(late.AwaitUpdate("secret"));
+  }
+}
+
+TEST_F(ServiceTest, UnknownEntityIsRejectedOnStreamAndNotify) {
+  RawStream s(pub());
+  auto err = s.AwaitError(s.Subscribe("users", "1"));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(absl::StrContains(err->error().message(), "unknown entity 'users'"));
+  grpc::Status status = Notify(internal(), {"1"}, "users");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "changes[0]"));
+}
+
+TEST_F(ServiceTest, BadSubscribeRequestsGetPreciseErrorsAndTheStreamStaysUp) {
+  ServerOptions options;
+  options.limits.max_subscriptions_per_stream = 3;
+  options.limits.subscribe_rate_per_second = 1000;
+  Start(std::move(options));
+  backend_.Set("ok", "fine");
+  RawStream s(pub());
+  struct Case {
+    std::string entity, id;
+    const char* expect;
+  } cases[] = {
+      {"", "1", "entity is empty"},
+      {"items", "", "id is empty"},
+      {std::string(65, 'e'), "1", "the limit is 64"},
+      {"items", std::string(1025, 'x'), "the limit is 1024"},
+      {"it.ems", "1", "may contain only"},
+  };
+  for (const Case& c : cases) {
+    auto err = s.AwaitError(s.Subscribe(c.entity, c.id));
+    ASSERT_TRUE(err) << c.expect;
+    EXPECT_EQ(err->error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(err->error().message(), c.expect))
+        << err->error().message();
+  }
+  v1::SubscribeRequest empty;
+  empty.set_request_id(500);
+  s.Send(empty);
+  auto no_kind = s.AwaitError(500);
+  ASSERT_TRUE(no_kind);
+  EXPECT_TRUE(absl::StrContains(no_kind->error().message(), "no kind"));
+
+  v1::SubscribeRequest pass;
+  pass.set_request_id(501);
+  pass.mutable_passthrough()->set_data("hello");
+  s.Send(pass);
+  auto no_backend = s.AwaitError(501);
+  ASSERT_TRUE(no_backend);
+  EXPECT_EQ(no_backend->error().code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Too many subscriptions on one stream.
+  for (const char* id : {"a", "b", "ok"}) ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", id)));
+  auto too_many = s.AwaitError(s.Subscribe("items", "d"));
+  ASSERT_TRUE(too_many);
+  EXPECT_EQ(too_many->error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(too_many->error().message(), "the limit is 3"));
+  // The stream still works: a change to a subscribed key arrives.
+  const uint64_t v = backend_.Set("ok", "still fine");
+  ASSERT_TRUE(Notify(internal(), {"ok"}).ok());
+  ASSERT_TRUE(s.AwaitUpdate("ok", v));
+  EXPECT_FALSE(s.status().has_value()) << "stream still open";
+}
+
+// Sends raw bytes as one SubscribeRequest and returns the first answer.
+std::optional<v1::SubscribeResponse> SendRaw(int port, const std::string& bytes) {
+  grpc::GenericStub stub(Channel(port));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&context, "/entitysync.v1.EntitySync/Subscribe", &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  if (!cq.Next(&tag, &ok) || !ok) return std::nullopt;
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  if (!cq.Next(&tag, &ok) || !ok) return std::nullopt;
+  grpc::ByteBuffer reply;
+  call->Read(&reply, reinterpret_cast<void*>(3));
+  if (!cq.Next(&tag, &ok) || !ok) return std::nullopt;
+  v1::SubscribeResponse response;
+  if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&reply, &response)
+           .ok()) {
+    return std::nullopt;
+  }
+  context.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return response;
+}
+
+TEST_F(ServiceTest, MalformedMessagesAndInvalidUtf8GetAnError) {
+  // Not a protobuf: a truncated varint.
+  auto garbage = SendRaw(pub(), std::string("\x08\xff\xff", 3));
+  ASSERT_TRUE(garbage);
+  ASSERT_TRUE(garbage->has_error());
+  EXPECT_EQ(garbage->error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(garbage->error().message(), "malformed"));
+  // request_id 5, subscribe { key { entity "items" id "\xff" } }.
+  const std::string bad_utf8("\x08\x05\x12\x0c\x0a\x0a\x0a\x05items\x12\x01\xff", 16);
+  auto utf8 = SendRaw(pub(), bad_utf8);
+  ASSERT_TRUE(utf8);
+  ASSERT_TRUE(utf8->has_error());
+  EXPECT_EQ(utf8->error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The server is unharmed.
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "x")));
+}
+
+TEST_F(ServiceTest, BadNotifyBatchesAreRejectedWhole) {
+  ServerOptions options;
+  options.limits.max_row_bytes = 100;
+  Start(std::move(options));
+  backend_.Set("good", "g");
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitUpdate((s.Subscribe("items", "good"), "good")));
+  auto stub = v1::Notifier::NewStub(Channel(internal()));
+  auto call = [&](const v1::NotifyRequest& request) {
+    v1::NotifyResponse response;
+    grpc::ClientContext context;
+    return stub->Notify(&context, request, &response);
+  };
+  struct Case {
+    std::function<void(v1::Change*)> spoil;
+    const char* expect;
+  } cases[] = {
+      {[](v1::Change* c) { c->mutable_key()->set_id(""); }, "id is empty"},
+      {[](v1::Change* c) { c->mutable_key()->set_id("*"); }, "wildcard"},
+      {[](v1::Change* c) { c->mutable_key()->set_entity(""); }, "entity is empty"},
+      {[](v1::Change* c) { c->mutable_key()->set_id(std::string(2000, 'x')); }, "limit is 1024"},
+      {[](v1::Change* c) { c->mutable_rows()->add_rows()->set_data(std::string(101, 'r')); },
+       "101 bytes; the limit is 100"},
+      {[](v1::Change* c) {
+         c->mutable_rows()->set_removed(true);
+         c->mutable_rows()->add_rows()->set_data("x");
+       },
+       "removed is set"},
+  };
+  backend_.Set("good", "changed but must not be announced");
+  for (const Case& c : cases) {
+    v1::NotifyRequest request;
+    v1::Change* good = request.add_changes();
+    good->mutable_key()->set_entity("items");
+    good->mutable_key()->set_id("good");
+    v1::Change* bad = request.add_changes();
+    bad->mutable_key()->set_entity("items");
+    bad->mutable_key()->set_id("bad");
+    c.spoil(bad);
+    grpc::Status status = call(request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expect;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "changes[1]"))
+        << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), c.expect))
+        << status.error_message();
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(s.Updates("good").size(), 1u) << "nothing of a rejected batch is applied";
+}
+
+TEST_F(ServiceTest, OversizedResolvedRowsAreAnErrorNotACrash) {
+  ServerOptions options;
+  options.limits.max_row_bytes = 1000;
+  Start(std::move(options));
+  backend_.Set("big", std::string(5000, 'b'));
+  RawStream s(pub());
+  auto err = s.AwaitError(s.Subscribe("items", "big"));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(err->error().message(), "the limit is 1000"));
+  // A small item that grows past the limit turns stale, then recovers.
+  backend_.Set("grows", "small");
+  s.Subscribe("items", "grows");
+  ASSERT_TRUE(s.AwaitUpdate("grows"));
+  backend_.Set("grows", std::string(5000, 'g'));
+  ASSERT_TRUE(Notify(internal(), {"grows"}).ok());
+  auto stale = s.Await([](const v1::SubscribeResponse& m) { return m.has_stale(); });
+  ASSERT_TRUE(stale);
+  EXPECT_TRUE(absl::StrContains(stale->stale().reason(), "the limit is 1000"));
+  const uint64_t v = backend_.Set("grows", "small again");
+  ASSERT_TRUE(s.AwaitUpdate("grows", v)) << "retries converge once the rows fit";
+}
+
+TEST_F(ServiceTest, WildcardReceivesEveryId) {
+  backend_.Set("1", "one");
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "*")));
+  auto snapshot = s.AwaitUpdate("*");
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(RowContains(*snapshot, 0, "one"));
+  const uint64_t v = backend_.Set("2", "two");
+  ASSERT_TRUE(Notify(internal(), {"2"}).ok());
+  auto update = s.AwaitUpdate("2", v);
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->key().entity(), "items");
+}
+
+TEST_F(ServiceTest, ResolverDownGivesStaleThenRecovers) {
+  // A resolver that is not there: subscribe fails with UNAVAILABLE.
+  ServerOptions options;
+  options.config = ItemsConfig("127.0.0.1:1");
+  options.config.mutable_entities(0)->mutable_resolver()->set_timeout_ms(300);
+  Start(std::move(options));
+  RawStream s(pub());
+  auto err = s.AwaitError(s.Subscribe("items", "1"));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ServiceTest, OpenModePushesInlineRows) {
+  open_mode_ = true;
+  Start(ServerOptions{});
+  ASSERT_TRUE(server_->open_mode());
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("anything", "1")));
+  auto stub = v1::Notifier::NewStub(Channel(internal()));
+  v1::NotifyRequest request;
+  v1::Change* change = request.add_changes();
+  change->mutable_key()->set_entity("anything");
+  change->mutable_key()->set_id("1");
+  change->set_version(3);
+  change->mutable_rows()->add_rows()->set_data("{\"hello\":1}");
+  v1::NotifyResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Notify(&context, request, &response).ok());
+  EXPECT_EQ(response.accepted(), 1u);
+  auto update = s.AwaitUpdate("1", 3);
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->rows(0).data(), "{\"hello\":1}");
+}
+
+TEST_F(ServiceTest, NotifyIsNotServedOnThePublicPort) {
+  auto stub = v1::Notifier::NewStub(Channel(pub()));
+  v1::NotifyRequest request;
+  v1::Change* change = request.add_changes();
+  change->mutable_key()->set_entity("items");
+  change->mutable_key()->set_id("1");
+  v1::NotifyResponse response;
+  grpc::ClientContext context;
+  EXPECT_EQ(stub->Notify(&context, request, &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(ServiceTest, StreamThatStopsReadingIsClosedWhileOthersKeepReceiving) {
+  ServerOptions options;
+  options.limits.max_outbound_queue_bytes = 256 << 10;
+  options.limits.write_stall_timeout = absl::Milliseconds(300);
+  Start(std::move(options));
+  const int kItems = 20;
+  // 20 keys of 8 KB: conflation keeps the stalled queue under its byte limit,
+  // so it is the write-stall timeout that must catch this client.
+  const std::string big(8000, 'z');
+  for (int i = 0; i < kItems; ++i) backend_.Set(std::to_string(i), big + "-0");
+  RawStream::Options stalled_options;
+  stalled_options.read = false;
+  stalled_options.small_window = true;
+  RawStream stalled(pub(), stalled_options);
+  RawStream healthy(pub());
+  for (int i = 0; i < kItems; ++i) {
+    stalled.Subscribe("items", std::to_string(i));
+    healthy.Subscribe("items", std::to_string(i));
+  }
+  for (int i = 0; i < kItems; ++i) ASSERT_TRUE(healthy.AwaitUpdate(std::to_string(i)));
+  std::vector<uint64_t> last(kItems);
+  std::vector<std::string> ids;
+  for (int i = 0; i < kItems; ++i) ids.push_back(std::to_string(i));
+  for (int round = 1; round <= 30 && server_->stream_count() > 1; ++round) {
+    for (int i = 0; i < kItems; ++i) {
+      last[i] = backend_.Set(std::to_string(i), big + "-" + std::to_string(round));
+    }
+    ASSERT_TRUE(Notify(internal(), ids).ok());
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server_->stream_count() == 1; }))
+      << "the stalled stream was closed";
+  for (int i = 0; i < kItems; ++i) {
+    ASSERT_TRUE(healthy.AwaitUpdate(std::to_string(i), last[i]))
+        << "the healthy stream converges on item " << i;
+  }
+  stalled.StartReading();
+  ASSERT_TRUE(WaitFor([&] { return stalled.status().has_value(); }));
+  const grpc::StatusCode code = stalled.status()->error_code();
+  EXPECT_TRUE(code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+              code == grpc::StatusCode::CANCELLED)
+      << stalled.status()->error_message();
+}
+
+TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
+  backend_.Set("100", "before");
+  const int public_port = pub();
+  client::SubscriberOptions options;
+  options.targets = {absl::StrCat("127.0.0.1:", public_port)};
+  options.backoff_initial = absl::Milliseconds(20);
+  options.backoff_max = absl::Milliseconds(200);
+  auto subscriber = client::Subscriber::Create(options);
+  ASSERT_TRUE(subscriber.ok()) << subscriber.status();
+  absl::Mutex mu;
+  std::vector<v1::Update> seen;
+  ASSERT_TRUE((*subscriber)
+                  ->Subscribe({"items", "100"},
+                              [&](const v1::Update& u) {
+                                absl::MutexLock lock(&mu);
+                                seen.push_back(u);
+                              })
+                  .ok());
+  auto last_name = [&]() -> std::string {
+    absl::MutexLock lock(&mu);
+    return seen.empty() ? "" : seen.back().rows(0).data();
+  };
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(last_name(), "before"); }));
+
+  server_.reset();  // The replica goes away; changes keep happening.
+  backend_.Set("100", "during");
+  const uint64_t final_version = backend_.Set("100", "after");
+  ServerOptions restarted;
+  restarted.config = ItemsConfig(backend_.target());
+  restarted.public_address = absl::StrCat("127.0.0.1:", public_port);
+  restarted.internal_address = "127.0.0.1:0";
+  server_ = StartServer(std::move(restarted));
+  ASSERT_NE(server_, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(last_name(), "after"); },
+                      absl::Seconds(20)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(seen.back().version(), final_version);
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GT(seen[i].version(), seen[i - 1].version()) << "versions only increase";
+  }
+}
+
+TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  server_->Shutdown(absl::Seconds(2));
+  ASSERT_TRUE(WaitFor([&] { return s.status().has_value(); }));
+  EXPECT_EQ(s.status()->error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace entitysync::testing
