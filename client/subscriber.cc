@@ -214,6 +214,7 @@ Subscriber::Work Subscriber::TakeWorkLocked(absl::Time now) {
     work.channel = channel_;
     if (!goaway_cancel_sent_ && now >= goaway_at_) {
       goaway_cancel_sent_ = true;
+      cancel_reason_ = absl::UnavailableError("server sent goaway");
       work.cancel_stream = true;
     }
     if (now >= connect_check_at_) {
@@ -306,6 +307,7 @@ void Subscriber::StartStream() {
   connect_check_at_ = absl::Now() + options_.connect_timeout;
   goaway_at_ = absl::InfiniteFuture();
   goaway_cancel_sent_ = false;
+  cancel_reason_ = absl::OkStatus();
   pending_.clear();
   outbox_.clear();
   to_send_.clear();
@@ -321,9 +323,15 @@ void Subscriber::CheckConnect(const std::shared_ptr<SubscribeStream>& stream,
   if (channel->GetState(/*try_to_connect=*/false) ==
       GRPC_CHANNEL_READY) {
     HandleConnected();
-  } else {
-    stream->Cancel();
+    return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    cancel_reason_ = absl::DeadlineExceededError(
+        absl::StrCat("not connected within ",
+                     absl::FormatDuration(options_.connect_timeout)));
+  }
+  stream->Cancel();
 }
 
 void Subscriber::HandleStreamEvent(uint64_t generation, StreamEvent event) {
@@ -370,6 +378,8 @@ void Subscriber::HandleDisconnected(const grpc::Status& status) {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     event.target = options_.targets[target_index_];
+    if (!cancel_reason_.ok()) event.status = cancel_reason_;
+    cancel_reason_ = absl::OkStatus();
     reconnect_at_ = goaway_at_ != absl::InfiniteFuture()
                         ? std::max(now, goaway_at_)
                         : now + reconnect_backoff_.NextDelay(gen_);

@@ -260,6 +260,8 @@ class Subscriber {
   absl::Time connect_check_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time goaway_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool goaway_cancel_sent_ ABSL_GUARDED_BY(mu_) = false;
+  // Why we cancelled the current stream, reported instead of CANCELLED.
+  absl::Status cancel_reason_ ABSL_GUARDED_BY(mu_);
 
   std::thread thread_;
 };

@@ -244,6 +244,40 @@ TEST(SubscriberTest, RotatesToTheNextTargetWhenOneIsDead) {
   EXPECT_EQ(connects[0].target, server.target());
 }
 
+TEST(SubscriberTest, AbandonsATargetThatAcceptsButNeverAnswers) {
+  // Listening but never accepting: TCP connects, HTTP/2 never starts.
+  const int black_hole = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(black_hole, reinterpret_cast<sockaddr*>(&address),
+                 sizeof(address)),
+            0);
+  ASSERT_EQ(listen(black_hole, 16), 0);
+  ASSERT_EQ(getsockname(black_hole, reinterpret_cast<sockaddr*>(&address),
+                        &length),
+            0);
+  FakeEntitySyncServer server;
+  ASSERT_TRUE(server.ok());
+  server.SetSnapshot("items", "1", 1);
+  Recorder recorder;
+  SubscriberOptions options = FastOptions(
+      {absl::StrCat("127.0.0.1:", ntohs(address.sin_port)), server.target()},
+      recorder);
+  options.connect_timeout = absl::Milliseconds(200);
+  std::unique_ptr<Subscriber> subscriber = MustCreate(options);
+  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+
+  ASSERT_TRUE(recorder.WaitForUpdates(1));
+  const std::vector<SubscriberEvent> disconnects =
+      recorder.events(SubscriberEvent::Type::kDisconnected);
+  ASSERT_EQ(disconnects.size(), 1u);
+  EXPECT_EQ(disconnects[0].status.code(), absl::StatusCode::kDeadlineExceeded);
+  subscriber.reset();
+  close(black_hole);
+}
+
 TEST(SubscriberTest, UnsubscribeStopsCallbacksEvenForUpdatesInFlight) {
   FakeEntitySyncServer server;
   ASSERT_TRUE(server.ok());
