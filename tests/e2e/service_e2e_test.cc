@@ -508,6 +508,84 @@ TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
   }
 }
 
+// Echoes pass-through messages with the caller's credentials; "silent" gets
+// no reply and "fail" an error.
+class EchoBackend : public v1::PassthroughBackend::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* context,
+                                   const v1::PassthroughRequest* request,
+                                   v1::PassthroughResponse* response) override {
+    auto* reactor = context->DefaultReactor();
+    if (request->data() == "fail") {
+      reactor->Finish(grpc::Status(grpc::StatusCode::ABORTED, "backend says no"));
+      return reactor;
+    }
+    if (request->data() != "silent") {
+      response->set_has_reply(true);
+      response->set_data("echo:" + request->credentials() + ":" + request->data());
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+TEST_F(ServiceTest, PassthroughForwardsWithCredentialsAndReturnsReplies) {
+  EchoBackend echo;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&echo);
+  auto backend = builder.BuildAndStart();
+  ServerOptions options;
+  options.config = ItemsConfig(backend_.target());
+  options.config.mutable_passthrough()->set_target(absl::StrCat("127.0.0.1:", port));
+  options.config.mutable_passthrough()->set_timeout_ms(2000);
+  Start(std::move(options));
+
+  RawStream::Options stream_options;
+  stream_options.authorization = "tok";
+  RawStream s(pub(), stream_options);
+  auto send = [&](uint64_t id, const std::string& data) {
+    v1::SubscribeRequest request;
+    request.set_request_id(id);
+    request.mutable_passthrough()->set_data(data);
+    s.Send(request);
+  };
+  send(1, "silent");
+  send(2, "ping");
+  auto reply = s.Await([](const v1::SubscribeResponse& m) {
+    return m.has_passthrough_reply() && m.passthrough_reply().request_id() == 2;
+  });
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->passthrough_reply().data(), "echo:tok:ping");
+  send(3, "fail");
+  auto err = s.AwaitError(3);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::ABORTED);
+  EXPECT_TRUE(absl::StrContains(err->error().message(), "backend says no"));
+  for (const auto& m : s.Messages()) {
+    EXPECT_FALSE(m.has_passthrough_reply() && m.passthrough_reply().request_id() == 1);
+  }
+  server_->Shutdown(absl::Seconds(1));
+  backend->Shutdown();
+}
+
+TEST_F(ServiceTest, DuplicateSubscribeIsIdempotent) {
+  backend_.Set("1", "one");
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  EXPECT_EQ(server_->hub().subscription_count(), 1u);
+  const uint64_t v = backend_.Set("1", "two");
+  ASSERT_TRUE(Notify(internal(), {"1"}).ok());
+  ASSERT_TRUE(s.AwaitUpdate("1", v));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(s.Updates("1").back().version(), v);
+  int at_v = 0;
+  for (const auto& u : s.Updates("1")) at_v += u.version() == v;
+  EXPECT_EQ(at_v, 1) << "one update per change, not one per duplicate subscribe";
+}
+
 TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {
   RawStream s(pub());
   ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
