@@ -26,12 +26,17 @@
 // Wildcards: a key with id "*" receives the updates of every id of its
 // entity; each update carries its concrete key. When a concrete key and the
 // wildcard of its entity are both subscribed, each callback gets the update.
+// A wildcard remembers one version per id it has seen, and resubscribes with
+// known_version 0 (the protocol has no per-id known versions).
 //
 // Errors: the server's `error` answer to a subscription with UNAVAILABLE is
 // retried with backoff; any other code (PERMISSION_DENIED, INVALID_ARGUMENT,
 // NOT_FOUND, ...) is final: the key is dropped and reported as a kError
-// event with final = true. Connection failures are never final. Events are
-// reported through options.on_event; the subscriber never logs.
+// event with final = true. ALREADY_EXISTS counts as subscribed. An `error`
+// the server sends on its own (no matching request id) about a held key is
+// final too, except UNAVAILABLE, which is only reported. Connection failures
+// are never final. Events are reported through options.on_event; the
+// subscriber never logs.
 //
 // Threading: all public methods are thread-safe. Callbacks (updates and
 // events) run on the subscriber's own thread, one at a time, with no internal
@@ -77,8 +82,9 @@ struct SubscriberOptions {
   // uniformly from [0, current ceiling].
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
-  // A stream that is not up after this long is abandoned for the next
-  // target (guards against black-holed addresses).
+  // A stream that is not up after this long (no initial metadata, no
+  // message, channel not READY) is abandoned for the next target; guards
+  // against black-holed addresses.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Largest server message accepted; updates carry whole rows.
   int max_message_bytes = 16 << 20;
