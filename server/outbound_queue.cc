@@ -4,6 +4,23 @@
 
 namespace entitysync {
 
+OutboundQueue::PushResult OutboundQueue::PushIndexed(Index& index,
+                                                    OutboundMessage msg) {
+  auto it = index.find(msg.key_string);
+  if (it != index.end()) {
+    // Keep the position (fairness between keys), replace the content.
+    bytes_ = bytes_ - it->second->size + msg.size;
+    *it->second = std::move(msg);
+    ++conflated_;
+    return PushResult::kConflated;
+  }
+  bytes_ += msg.size;
+  std::string key = msg.key_string;
+  items_.push_back(std::move(msg));
+  index.emplace(std::move(key), std::prev(items_.end()));
+  return PushResult::kQueued;
+}
+
 OutboundQueue::PushResult OutboundQueue::Push(OutboundMessage msg) {
   PushResult result = PushResult::kQueued;
   switch (msg.kind) {
@@ -12,42 +29,17 @@ OutboundQueue::PushResult OutboundQueue::Push(OutboundMessage msg) {
       bytes_ += msg.size;
       items_.push_back(std::move(msg));
       break;
-    case OutboundMessage::Kind::kUpdate: {
+    case OutboundMessage::Kind::kUpdate:
+      // Full state supersedes a pending `stale` for the key.
       if (auto s = stales_.find(msg.key_string); s != stales_.end()) {
-        bytes_ -= s->second->size;
-        items_.erase(s->second);
+        EraseIndexed(s->second);
         stales_.erase(s);
       }
-      auto u = updates_.find(msg.key_string);
-      if (u != updates_.end()) {
-        // Keep the position (fairness between keys), replace the content.
-        bytes_ = bytes_ - u->second->size + msg.size;
-        *u->second = std::move(msg);
-        ++conflated_;
-        result = PushResult::kConflated;
-      } else {
-        bytes_ += msg.size;
-        std::string key = msg.key_string;
-        items_.push_back(std::move(msg));
-        updates_.emplace(std::move(key), std::prev(items_.end()));
-      }
+      result = PushIndexed(updates_, std::move(msg));
       break;
-    }
-    case OutboundMessage::Kind::kStale: {
-      auto s = stales_.find(msg.key_string);
-      if (s != stales_.end()) {
-        bytes_ = bytes_ - s->second->size + msg.size;
-        *s->second = std::move(msg);
-        ++conflated_;
-        result = PushResult::kConflated;
-      } else {
-        bytes_ += msg.size;
-        std::string key = msg.key_string;
-        items_.push_back(std::move(msg));
-        stales_.emplace(std::move(key), std::prev(items_.end()));
-      }
+    case OutboundMessage::Kind::kStale:
+      result = PushIndexed(stales_, std::move(msg));
       break;
-    }
   }
   return bytes_ > max_bytes_ ? PushResult::kOverflow : result;
 }

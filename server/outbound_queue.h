@@ -44,13 +44,15 @@ class OutboundQueue {
 
  private:
   using List = std::list<OutboundMessage>;
+  using Index = absl::flat_hash_map<std::string, List::iterator>;
+  PushResult PushIndexed(Index& index, OutboundMessage msg);
   void EraseIndexed(List::iterator it);
 
   const size_t max_bytes_;
   List items_;
   // Pending updates and stale signals by key, pointing into items_.
-  absl::flat_hash_map<std::string, List::iterator> updates_;
-  absl::flat_hash_map<std::string, List::iterator> stales_;
+  Index updates_;
+  Index stales_;
   size_t bytes_ = 0;
   uint64_t conflated_ = 0;
 };
