@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "client/grpc_status.h"
+#include "common/grpc_status.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 
@@ -34,7 +34,7 @@ absl::StatusOr<uint32_t> Notifier::Notify(
   if (!token_.empty()) context.AddMetadata("authorization", token_);
   v1::NotifyResponse response;
   const grpc::Status status = stub_->Notify(&context, request, &response);
-  if (!status.ok()) return ToAbslStatus(status);
+  if (!status.ok()) return FromGrpcStatus(status);
   return response.accepted();
 }
 

@@ -4,7 +4,7 @@
 
 #include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
-#include "client/grpc_status.h"
+#include "common/grpc_status.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
@@ -370,7 +370,7 @@ void Subscriber::HandleConnected() {
 
 void Subscriber::HandleDisconnected(const grpc::Status& status) {
   SubscriberEvent event{SubscriberEvent::Type::kDisconnected};
-  event.status = ToAbslStatus(status);
+  event.status = FromGrpcStatus(status);
   // Destroyed after the lock is released: the last channel's destruction
   // joins gRPC threads that may be waiting for mu_.
   std::shared_ptr<grpc::Channel> channel;

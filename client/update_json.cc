@@ -51,14 +51,6 @@ size_t Utf8SequenceLength(absl::string_view text) {
 
 }  // namespace
 
-bool IsValidUtf8(absl::string_view text) {
-  while (!text.empty()) {
-    const size_t length = Utf8SequenceLength(text);
-    if (length == 0) return false;
-    text.remove_prefix(length);
-  }
-  return true;
-}
 
 std::string JsonQuote(absl::string_view text) {
   std::string out = "\"";

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "common/utf8.h"
 #include "entitysync/v1/entitysync.pb.h"
 
 namespace entitysync {
@@ -25,7 +26,6 @@ std::string UpdateToJsonLine(const v1::Update& update);
 // `text` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
 std::string JsonQuote(absl::string_view text);
 
-bool IsValidUtf8(absl::string_view text);
 
 }  // namespace client
 }  // namespace entitysync

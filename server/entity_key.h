@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/utf8.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "server/limits.h"
 
@@ -35,7 +36,6 @@ v1::EntityKey WildcardKey(absl::string_view entity);
 // bytes.
 std::string DescribeKey(const v1::EntityKey& key);
 
-bool IsValidUtf8(absl::string_view s);
 
 }  // namespace entitysync
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/entity_key.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 #include "server/resolve_scheduler.h"
 
 namespace entitysync {

@@ -5,7 +5,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace entitysync {
 namespace {
@@ -18,6 +18,22 @@ struct UnaryCall {
   Response response;
   Done done;
 };
+
+// Runs the call's callback after freeing the call. The ClientContext holds a
+// channel reference, and `done` may let the owner destroy the channel: on
+// gRPC 1.51, dropping the last channel reference on a callback thread
+// crashes, so the context must be gone before `done` runs.
+template <typename Call>
+void Finish(Call* call, const grpc::Status& status) {
+  auto done = std::move(call->done);
+  auto response = std::move(call->response);
+  delete call;
+  if (status.ok()) {
+    done(std::move(response));
+  } else {
+    done(FromGrpcStatus(status));
+  }
+}
 
 }  // namespace
 
@@ -33,12 +49,7 @@ void GrpcResolverClient::Resolve(const v1::ResolveRequest& request,
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   stub_->async()->Resolve(&call->context, &call->request, &call->response,
                           [call](grpc::Status status) {
-                            std::unique_ptr<Call> owned(call);
-                            if (status.ok()) {
-                              owned->done(std::move(owned->response));
-                            } else {
-                              owned->done(FromGrpcStatus(status));
-                            }
+                            Finish(call, status);
                           });
 }
 
@@ -60,12 +71,7 @@ void PassthroughClient::Handle(const v1::PassthroughRequest& request,
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
   stub_->async()->Handle(&call->context, &call->request, &call->response,
                          [this, call](grpc::Status status) {
-                           std::unique_ptr<Call> owned(call);
-                           if (status.ok()) {
-                             owned->done(std::move(owned->response));
-                           } else {
-                             owned->done(FromGrpcStatus(status));
-                           }
+                           Finish(call, status);
                            absl::MutexLock lock(&mu_);
                            --in_flight_;
                          });

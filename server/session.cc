@@ -8,7 +8,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/entity_key.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace entitysync {
 namespace {
@@ -44,6 +44,8 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
                      " streams; try another replica")));
   }
   session->self_ = session;
+  // Clients know the stream is up without waiting for the first update.
+  session->StartSendInitialMetadata();
   session->StartRead(&session->read_buffer_);
   return session.get();
 }

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "examples/items/utf8.h"
+#include "common/utf8.h"
 
 namespace entitysync::examples {
 

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "examples/items/item_json.h"
-#include "examples/items/status_macros.h"
+#include "common/status_macros.h"
 
 namespace entitysync::examples {
 namespace {

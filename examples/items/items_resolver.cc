@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "examples/items/grpc_status.h"
+#include "common/grpc_status.h"
 #include "examples/items/items_resolve.h"
 
 namespace entitysync::examples {

@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "examples/items/status_macros.h"
-#include "examples/items/utf8.h"
+#include "common/status_macros.h"
+#include "common/utf8.h"
 
 namespace entitysync::examples {
 namespace {

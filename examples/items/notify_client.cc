@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "entitysync/v1/entitysync.grpc.pb.h"
-#include "examples/items/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace entitysync::examples {
 

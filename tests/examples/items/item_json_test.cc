@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "examples/items/utf8.h"
+#include "common/utf8.h"
 #include "gtest/gtest.h"
 
 namespace entitysync::examples {

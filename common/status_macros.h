@@ -1,7 +1,7 @@
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN for absl::Status, which the Abseil on
 // this platform (20220623) does not ship.
-#ifndef ENTITYSYNC_SERVER_STATUS_MACROS_H_
-#define ENTITYSYNC_SERVER_STATUS_MACROS_H_
+#ifndef ENTITYSYNC_COMMON_STATUS_MACROS_H_
+#define ENTITYSYNC_COMMON_STATUS_MACROS_H_
 
 #include <utility>
 
@@ -25,4 +25,4 @@
   if (!statusor.ok()) return statusor.status();        \
   lhs = std::move(statusor).value()
 
-#endif  // ENTITYSYNC_SERVER_STATUS_MACROS_H_
+#endif  // ENTITYSYNC_COMMON_STATUS_MACROS_H_

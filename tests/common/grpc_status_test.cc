@@ -1,14 +1,13 @@
-#include "client/grpc_status.h"
+#include "common/grpc_status.h"
 
 #include "gtest/gtest.h"
 
 namespace entitysync {
-namespace client {
 namespace {
 
 TEST(GrpcStatusTest, KeepsCodeAndMessage) {
-  EXPECT_TRUE(ToAbslStatus(grpc::Status::OK).ok());
-  const absl::Status status = ToAbslStatus(
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  const absl::Status status = FromGrpcStatus(
       grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "changes[2]: bad id"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(), "changes[2]: bad id");
@@ -26,5 +25,4 @@ TEST(GrpcStatusTest, RpcCodesOutOfRangeAreUnknown) {
 }
 
 }  // namespace
-}  // namespace client
 }  // namespace entitysync

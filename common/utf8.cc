@@ -1,8 +1,8 @@
-#include "examples/items/utf8.h"
+#include "common/utf8.h"
 
 #include <cstdint>
 
-namespace entitysync::examples {
+namespace entitysync {
 namespace {
 
 bool IsContinuation(uint8_t byte) { return (byte & 0xC0) == 0x80; }
@@ -50,4 +50,4 @@ bool IsValidUtf8(absl::string_view text) {
   return true;
 }
 
-}  // namespace entitysync::examples
+}  // namespace entitysync

@@ -1,17 +1,16 @@
 // Strict UTF-8 (RFC 3629) checks: no overlong forms, no surrogates, nothing
 // above U+10FFFF. Protobuf `string` fields and JSON text both require valid
-// UTF-8, and item data comes from the command line, so it is checked before
-// it reaches either.
+// UTF-8, so untrusted text is checked before it reaches either.
 //
 // Pure functions; thread-safe.
-#ifndef ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
-#define ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
+#ifndef ENTITYSYNC_COMMON_UTF8_H_
+#define ENTITYSYNC_COMMON_UTF8_H_
 
 #include <cstddef>
 
 #include "absl/strings/string_view.h"
 
-namespace entitysync::examples {
+namespace entitysync {
 
 // Length (1 to 4) of the valid UTF-8 sequence that starts `text`, or 0 when
 // `text` is empty or does not start with one.
@@ -19,6 +18,6 @@ size_t Utf8SequenceLength(absl::string_view text);
 
 bool IsValidUtf8(absl::string_view text);
 
-}  // namespace entitysync::examples
+}  // namespace entitysync
 
-#endif  // ENTITYSYNC_EXAMPLES_ITEMS_UTF8_H_
+#endif  // ENTITYSYNC_COMMON_UTF8_H_
