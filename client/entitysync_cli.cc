@@ -35,8 +35,8 @@ bool WaitForSignal(const sigset_t& signals,
   }
   const absl::Time deadline = absl::Now() + *timeout;
   for (;;) {
-    const timespec remaining =
-        absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    const timespec remaining = absl::ToTimespec(
+        std::max(deadline - absl::Now(), absl::ZeroDuration()));
     if (sigtimedwait(&signals, nullptr, &remaining) >= 0) return true;
     if (errno != EINTR) return false;
   }

@@ -72,8 +72,8 @@ void SubscribeStream::OnReadDone(bool ok) {
     Close();
     return;
   }
-  sink_(StreamEvent{StreamEvent::Kind::kMessage, std::move(response_), {},
-                    nullptr});
+  sink_(StreamEvent{
+      StreamEvent::Kind::kMessage, std::move(response_), {}, nullptr});
   response_.Clear();
   StartRead(&response_);
 }

@@ -49,10 +49,9 @@ struct StreamEvent {
   std::shared_ptr<grpc::ClientContext> context;
 };
 
-class SubscribeStream
-    : public grpc::ClientBidiReactor<v1::SubscribeRequest,
-                                     v1::SubscribeResponse>,
-      public std::enable_shared_from_this<SubscribeStream> {
+class SubscribeStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
+                                                       v1::SubscribeResponse>,
+                        public std::enable_shared_from_this<SubscribeStream> {
  public:
   using Sink = std::function<void(StreamEvent)>;
 

@@ -20,12 +20,11 @@ std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
   // connection to the draining server.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  return grpc::CreateCustomChannel(
-      target,
-      options.channel_credentials != nullptr
-          ? options.channel_credentials
-          : grpc::InsecureChannelCredentials(),
-      args);
+  return grpc::CreateCustomChannel(target,
+                                   options.channel_credentials != nullptr
+                                       ? options.channel_credentials
+                                       : grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 }  // namespace
@@ -74,8 +73,8 @@ absl::Status Subscriber::Subscribe(const EntityKey& key,
     return absl::AlreadyExistsError(
         absl::StrCat(EntityKeyToString(key), " is already subscribed"));
   }
-  subscriptions_.try_emplace(key, next_subscription_id_++,
-                             std::move(on_update), options_);
+  subscriptions_.try_emplace(key, next_subscription_id_++, std::move(on_update),
+                             options_);
   to_send_.push_back(key);
   return absl::OkStatus();
 }
@@ -320,8 +319,7 @@ void Subscriber::CheckConnect(const std::shared_ptr<SubscribeStream>& stream,
                               const std::shared_ptr<grpc::Channel>& channel) {
   // A server need not send initial metadata before its first message, so a
   // READY channel counts as up even without it.
-  if (channel->GetState(/*try_to_connect=*/false) ==
-      GRPC_CHANNEL_READY) {
+  if (channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY) {
     HandleConnected();
     return;
   }

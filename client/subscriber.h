@@ -146,8 +146,8 @@ class Subscriber {
     Subscription(uint64_t id, UpdateCallback on_update,
                  const SubscriberOptions& options)
         : id(id),
-          on_update(std::make_shared<const UpdateCallback>(
-              std::move(on_update))),
+          on_update(
+              std::make_shared<const UpdateCallback>(std::move(on_update))),
           retry_backoff(options.backoff_initial, options.backoff_max) {}
 
     // Tells a subscription apart from an earlier one of the same key.
@@ -258,8 +258,7 @@ class Subscriber {
   std::deque<std::pair<uint64_t, StreamEvent>> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::SubscribeRequest> outbox_ ABSL_GUARDED_BY(mu_);
   uint64_t next_request_id_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::flat_hash_map<uint64_t, PendingRequest> pending_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, PendingRequest> pending_ ABSL_GUARDED_BY(mu_);
 
   // Timers, absl::InfiniteFuture() when unset.
   absl::Time reconnect_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

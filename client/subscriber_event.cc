@@ -24,11 +24,11 @@ std::string DescribeEvent(const SubscriberEvent& event) {
           "error",
           event.key.entity.empty() ? "" : " " + EntityKeyToString(event.key),
           ": ", event.status.ToString(),
-          event.final      ? " (final)"
-          : event.retrying ? absl::StrCat(" (retrying in ",
-                                          absl::FormatDuration(event.delay),
-                                          ")")
-                           : "");
+          event.final ? " (final)"
+          : event.retrying
+              ? absl::StrCat(" (retrying in ",
+                             absl::FormatDuration(event.delay), ")")
+              : "");
     case Type::kGoAway:
       return absl::StrCat("goaway from ", event.target, "; reconnecting in ",
                           absl::FormatDuration(event.delay));

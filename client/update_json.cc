@@ -14,9 +14,7 @@ namespace {
 // does not start with one (overlong forms, surrogates and code points above
 // U+10FFFF are invalid).
 size_t Utf8SequenceLength(absl::string_view text) {
-  const auto byte = [&text](size_t i) {
-    return static_cast<uint8_t>(text[i]);
-  };
+  const auto byte = [&text](size_t i) { return static_cast<uint8_t>(text[i]); };
   const uint8_t lead = byte(0);
   if (lead < 0x80) return 1;
   size_t length;
@@ -50,7 +48,6 @@ size_t Utf8SequenceLength(absl::string_view text) {
 }
 
 }  // namespace
-
 
 std::string JsonQuote(absl::string_view text) {
   std::string out = "\"";

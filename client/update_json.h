@@ -26,7 +26,6 @@ std::string UpdateToJsonLine(const v1::Update& update);
 // `text` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
 std::string JsonQuote(absl::string_view text);
 
-
 }  // namespace client
 }  // namespace entitysync
 

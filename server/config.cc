@@ -33,7 +33,8 @@ absl::Status ApplyTargetDefaults(v1::BackendTarget* target,
   if (target->target().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": target is empty"));
   }
-  if (target->timeout_ms() == 0) target->set_timeout_ms(kDefaultResolverTimeoutMs);
+  if (target->timeout_ms() == 0)
+    target->set_timeout_ms(kDefaultResolverTimeoutMs);
   return absl::OkStatus();
 }
 
@@ -45,9 +46,8 @@ absl::StatusOr<v1::ServerConfig> ParseServerConfig(absl::string_view text) {
   ErrorCollector errors;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &config)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: ", errors.first().empty() ? "parse error"
-                                                        : errors.first()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config: ", errors.first().empty() ? "parse error" : errors.first()));
   }
   absl::flat_hash_set<std::string> names;
   Limits limits;
@@ -63,7 +63,8 @@ absl::StatusOr<v1::ServerConfig> ParseServerConfig(absl::string_view text) {
           absl::StrCat(where, ": invalid name (", s.message(), ")"));
     }
     if (!names.insert(entity->name()).second) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": duplicate name"));
     }
     if (!entity->has_resolver()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": no resolver"));
@@ -72,14 +73,15 @@ absl::StatusOr<v1::ServerConfig> ParseServerConfig(absl::string_view text) {
         !s.ok()) {
       return s;
     }
-    if (entity->max_batch_keys() == 0) entity->set_max_batch_keys(kDefaultMaxBatchKeys);
+    if (entity->max_batch_keys() == 0)
+      entity->set_max_batch_keys(kDefaultMaxBatchKeys);
     if (entity->max_concurrent_resolves() == 0) {
       entity->set_max_concurrent_resolves(kDefaultMaxConcurrentResolves);
     }
   }
   if (config.has_passthrough()) {
-    if (absl::Status s =
-            ApplyTargetDefaults(config.mutable_passthrough(), "config: passthrough");
+    if (absl::Status s = ApplyTargetDefaults(config.mutable_passthrough(),
+                                             "config: passthrough");
         !s.ok()) {
       return s;
     }

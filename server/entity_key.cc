@@ -31,9 +31,8 @@ absl::Status ValidateKey(const v1::EntityKey& key, const Limits& limits,
   const std::string& id = key.id();
   if (id.empty()) return absl::InvalidArgumentError("key.id is empty");
   if (id.size() > limits.max_id_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("key.id is ", id.size(), " bytes; the limit is ",
-                     limits.max_id_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key.id is ", id.size(), " bytes; the limit is ", limits.max_id_bytes));
   }
   if (!IsValidUtf8(id)) {
     return absl::InvalidArgumentError("key.id is not valid UTF-8");

@@ -36,7 +36,6 @@ v1::EntityKey WildcardKey(absl::string_view entity);
 // bytes.
 std::string DescribeKey(const v1::EntityKey& key);
 
-
 }  // namespace entitysync
 
 #endif  // ENTITYSYNC_SERVER_ENTITY_KEY_H_

@@ -39,12 +39,13 @@ void Executor::WorkerLoop() {
         if (stopping_) return;
         if (!tasks_.empty() && tasks_.top().due <= absl::Now()) break;
         if (tasks_.empty()) {
-          mu_.AwaitWithTimeout(absl::Condition(
-                                   +[](Executor* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                     return e->stopping_ || !e->tasks_.empty();
-                                   },
-                                   this),
-                               absl::Seconds(1));
+          mu_.AwaitWithTimeout(
+              absl::Condition(
+                  +[](Executor* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                    return e->stopping_ || !e->tasks_.empty();
+                  },
+                  this),
+              absl::Seconds(1));
         } else {
           const absl::Time due = tasks_.top().due;
           // Wake early if an earlier task arrives or we stop.

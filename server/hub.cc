@@ -10,7 +10,8 @@ namespace entitysync {
 
 Hub::Hub(InterestListener* listener, int shard_count) : listener_(listener) {
   shards_.reserve(shard_count);
-  for (int i = 0; i < shard_count; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (int i = 0; i < shard_count; ++i)
+    shards_.push_back(std::make_unique<Shard>());
 }
 
 Hub::Shard& Hub::ShardFor(const std::string& key_string) const {
@@ -103,7 +104,8 @@ std::vector<v1::EntityKey> Hub::Keys() const {
   std::vector<v1::EntityKey> keys;
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
-    for (const auto& [key_string, entry] : shard->entries) keys.push_back(entry.key);
+    for (const auto& [key_string, entry] : shard->entries)
+      keys.push_back(entry.key);
   }
   return keys;
 }

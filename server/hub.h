@@ -29,7 +29,8 @@ class InterestListener {
  public:
   virtual ~InterestListener() = default;
   // id may be "*". Must not block and must not call into the hub.
-  virtual void AddInterest(const std::string& entity, const std::string& id) = 0;
+  virtual void AddInterest(const std::string& entity,
+                           const std::string& id) = 0;
   virtual void RemoveInterest(const std::string& entity,
                               const std::string& id) = 0;
 };

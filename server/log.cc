@@ -55,12 +55,13 @@ std::string JsonEscape(absl::string_view s) {
 void SetJsonLogs(bool json) { json_logs = json; }
 
 void Log(LogLevel level, absl::string_view message) {
-  const std::string time =
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  const std::string time = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                            absl::UTCTimeZone());
   std::string line;
   if (json_logs) {
-    line = absl::StrCat("{\"time\":\"", time, "\",\"level\":\"", LevelName(level),
-                        "\",\"msg\":\"", JsonEscape(message), "\"}\n");
+    line =
+        absl::StrCat("{\"time\":\"", time, "\",\"level\":\"", LevelName(level),
+                     "\",\"msg\":\"", JsonEscape(message), "\"}\n");
   } else {
     line = absl::StrCat(time, " ", LevelName(level), " ", message, "\n");
   }

@@ -16,23 +16,28 @@
 
 ABSL_FLAG(std::string, public_address, "127.0.0.1:7070",
           "Public gRPC address (EntitySync.Subscribe only).");
-ABSL_FLAG(std::string, internal_address, "127.0.0.1:7071",
-          "Internal gRPC address (Notifier, health, reflection). Never expose it.");
-ABSL_FLAG(std::string, config, "",
-          "Resolver table (text-format entitysync.v1.ServerConfig). Empty: open "
-          "mode, where Notify's inline rows are pushed as they are.");
+ABSL_FLAG(
+    std::string, internal_address, "127.0.0.1:7071",
+    "Internal gRPC address (Notifier, health, reflection). Never expose it.");
+ABSL_FLAG(
+    std::string, config, "",
+    "Resolver table (text-format entitysync.v1.ServerConfig). Empty: open "
+    "mode, where Notify's inline rows are pushed as they are.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long streams get to close on SIGINT/SIGTERM.");
-ABSL_FLAG(int, executor_threads, 2, "Threads for resolve batching and retries.");
+ABSL_FLAG(int, executor_threads, 2,
+          "Threads for resolve batching and retries.");
 ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
-ABSL_FLAG(uint64_t, max_subscriptions_per_stream, 1000, "Subscriptions per stream.");
+ABSL_FLAG(uint64_t, max_subscriptions_per_stream, 1000,
+          "Subscriptions per stream.");
 ABSL_FLAG(double, subscribe_rate, 200,
           "Sustained subscribe/unsubscribe requests per second per stream.");
 ABSL_FLAG(uint64_t, max_outbound_queue_bytes, 4 << 20,
           "Bytes queued for one stream before it is closed as too slow.");
-ABSL_FLAG(absl::Duration, write_stall_timeout, absl::Seconds(10),
-          "A write outstanding this long while updates wait closes the stream.");
+ABSL_FLAG(
+    absl::Duration, write_stall_timeout, absl::Seconds(10),
+    "A write outstanding this long while updates wait closes the stream.");
 ABSL_FLAG(uint64_t, max_row_bytes, 1 << 20, "Row bytes of one update.");
 ABSL_FLAG(uint64_t, max_id_bytes, 1024, "Bytes of a key's id.");
 ABSL_FLAG(uint64_t, max_entity_bytes, 64, "Bytes of a key's entity.");
@@ -51,9 +56,11 @@ int Run() {
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   entitysync::Limits& limits = options.limits;
   limits.max_streams = absl::GetFlag(FLAGS_max_streams);
-  limits.max_subscriptions_per_stream = absl::GetFlag(FLAGS_max_subscriptions_per_stream);
+  limits.max_subscriptions_per_stream =
+      absl::GetFlag(FLAGS_max_subscriptions_per_stream);
   limits.subscribe_rate_per_second = absl::GetFlag(FLAGS_subscribe_rate);
-  limits.max_outbound_queue_bytes = absl::GetFlag(FLAGS_max_outbound_queue_bytes);
+  limits.max_outbound_queue_bytes =
+      absl::GetFlag(FLAGS_max_outbound_queue_bytes);
   limits.write_stall_timeout = absl::GetFlag(FLAGS_write_stall_timeout);
   limits.max_row_bytes = absl::GetFlag(FLAGS_max_row_bytes);
   limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
@@ -91,7 +98,8 @@ int Run() {
   }
   Log(LogLevel::kInfo,
       absl::StrCat("entitysync serving: public (Subscribe) on port ",
-                   (*server)->public_port(), ", internal (Notify, health) on port ",
+                   (*server)->public_port(),
+                   ", internal (Notify, health) on port ",
                    (*server)->internal_port()));
 
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
@@ -112,7 +120,8 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "entitysync-server: keeps clients in sync with server-side entities.\n"
-      "  entitysync-server [--config=resolvers.textproto] [--public_address=...]");
+      "  entitysync-server [--config=resolvers.textproto] "
+      "[--public_address=...]");
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/entity_key.h"
 #include "common/grpc_status.h"
+#include "server/entity_key.h"
 #include "server/resolve_scheduler.h"
 
 namespace entitysync {
@@ -13,7 +13,8 @@ namespace {
 
 absl::Status ValidateChange(const v1::Change& change, const Limits& limits,
                             const EntityTable& table) {
-  if (absl::Status s = ValidateKey(change.key(), limits, KeyUse::kNotify); !s.ok()) {
+  if (absl::Status s = ValidateKey(change.key(), limits, KeyUse::kNotify);
+      !s.ok()) {
     return s;
   }
   const EntityRoute* route = table.Find(change.key().entity());
@@ -28,7 +29,8 @@ absl::Status ValidateChange(const v1::Change& change, const Limits& limits,
   if (change.has_rows()) {
     const v1::Rows& rows = change.rows();
     if (rows.removed() && rows.rows_size() > 0) {
-      return absl::InvalidArgumentError("rows.removed is set but rows are given");
+      return absl::InvalidArgumentError(
+          "rows.removed is set but rows are given");
     }
     if (size_t bytes = RowBytes(rows.rows()); bytes > limits.max_row_bytes) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -37,8 +39,8 @@ absl::Status ValidateChange(const v1::Change& change, const Limits& limits,
     for (const v1::Row& row : rows.rows()) {
       if (row.content_type().size() > limits.max_content_type_bytes) {
         return absl::InvalidArgumentError(
-            absl::StrCat("row content_type is over ", limits.max_content_type_bytes,
-                         " bytes"));
+            absl::StrCat("row content_type is over ",
+                         limits.max_content_type_bytes, " bytes"));
       }
     }
   }
@@ -47,37 +49,39 @@ absl::Status ValidateChange(const v1::Change& change, const Limits& limits,
 
 }  // namespace
 
-absl::Status ValidateNotify(const v1::NotifyRequest& request, const Limits& limits,
-                            const EntityTable& table) {
+absl::Status ValidateNotify(const v1::NotifyRequest& request,
+                            const Limits& limits, const EntityTable& table) {
   if (request.changes_size() == 0) {
     return absl::InvalidArgumentError("changes is empty");
   }
   if (static_cast<size_t>(request.changes_size()) > limits.max_notify_changes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("batch has ", request.changes_size(), " changes; the limit is ",
-                     limits.max_notify_changes));
+        absl::StrCat("batch has ", request.changes_size(),
+                     " changes; the limit is ", limits.max_notify_changes));
   }
   for (int i = 0; i < request.changes_size(); ++i) {
-    if (absl::Status s = ValidateChange(request.changes(i), limits, table); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("changes[", i, "] (", DescribeKey(request.changes(i).key()),
-                       "): ", s.message()));
+    if (absl::Status s = ValidateChange(request.changes(i), limits, table);
+        !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "changes[", i, "] (", DescribeKey(request.changes(i).key()),
+          "): ", s.message()));
     }
   }
   return absl::OkStatus();
 }
 
 NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
-                                 Bus* bus, std::string origin, LocalHandler local)
+                                 Bus* bus, std::string origin,
+                                 LocalHandler local)
     : limits_(limits),
       table_(table),
       bus_(bus),
       origin_(std::move(origin)),
       local_(std::move(local)) {}
 
-grpc::ServerUnaryReactor* NotifierService::Notify(grpc::CallbackServerContext* context,
-                                                  const v1::NotifyRequest* request,
-                                                  v1::NotifyResponse* response) {
+grpc::ServerUnaryReactor* NotifierService::Notify(
+    grpc::CallbackServerContext* context, const v1::NotifyRequest* request,
+    v1::NotifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status s = ValidateNotify(*request, *limits_, *table_); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));

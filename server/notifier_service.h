@@ -21,8 +21,8 @@ namespace entitysync {
 
 // INVALID_ARGUMENT naming the first bad change ("changes[2]: key.id is
 // empty"). Exposed for tests.
-absl::Status ValidateNotify(const v1::NotifyRequest& request, const Limits& limits,
-                            const EntityTable& table);
+absl::Status ValidateNotify(const v1::NotifyRequest& request,
+                            const Limits& limits, const EntityTable& table);
 
 class NotifierService : public v1::Notifier::CallbackService {
  public:

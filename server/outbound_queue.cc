@@ -5,7 +5,7 @@
 namespace entitysync {
 
 OutboundQueue::PushResult OutboundQueue::PushIndexed(Index& index,
-                                                    OutboundMessage msg) {
+                                                     OutboundMessage msg) {
   auto it = index.find(msg.key_string);
   if (it != index.end()) {
     // Keep the position (fairness between keys), replace the content.
@@ -47,7 +47,8 @@ OutboundQueue::PushResult OutboundQueue::Push(OutboundMessage msg) {
 std::optional<OutboundMessage> OutboundQueue::Pop() {
   if (items_.empty()) return std::nullopt;
   auto it = items_.begin();
-  if (it->kind == OutboundMessage::Kind::kUpdate) updates_.erase(it->key_string);
+  if (it->kind == OutboundMessage::Kind::kUpdate)
+    updates_.erase(it->key_string);
   if (it->kind == OutboundMessage::Kind::kStale) stales_.erase(it->key_string);
   bytes_ -= it->size;
   OutboundMessage msg = std::move(*it);

@@ -13,7 +13,8 @@ namespace {
 
 uint64_t Fingerprint(const v1::ResolvedKey& result) {
   std::string buf;
-  absl::StrAppend(&buf, result.status() == v1::ResolvedKey::NOT_FOUND ? "R" : "F");
+  absl::StrAppend(&buf,
+                  result.status() == v1::ResolvedKey::NOT_FOUND ? "R" : "F");
   for (const v1::Row& row : result.rows()) {
     absl::StrAppend(&buf, row.data().size(), ":", row.data(),
                     row.content_type().size(), ":", row.content_type());
@@ -29,10 +30,9 @@ absl::Status SubscribeResolveError(const std::string& entity,
     case absl::StatusCode::kInvalidArgument:
       return status;
     default:
-      return absl::UnavailableError(
-          absl::StrCat("resolver for '", entity, "' failed: ",
-                       absl::StatusCodeToString(status.code()), ": ",
-                       status.message()));
+      return absl::UnavailableError(absl::StrCat(
+          "resolver for '", entity, "' failed: ",
+          absl::StatusCodeToString(status.code()), ": ", status.message()));
   }
 }
 
@@ -90,7 +90,8 @@ void ResolveScheduler::OnNotice(const v1::Notice& notice) {
   }
   const std::string key_string = KeyString(key);
   const EntityRoute* route = table_->Find(key.entity());
-  const bool per_credentials = route != nullptr && route->config.per_credentials();
+  const bool per_credentials =
+      route != nullptr && route->config.per_credentials();
 
   if (notice.has_rows() && !per_credentials) {
     v1::ResolvedKey result;
@@ -174,7 +175,8 @@ void ResolveScheduler::MarkDirtyLocked(UnitState& unit,
   }
   if (unit.queued) return;
   unit.queued = true;
-  entities_[unit.key.entity()].pending.emplace_back(key_string, unit.credentials);
+  entities_[unit.key.entity()].pending.emplace_back(key_string,
+                                                    unit.credentials);
   PostFlushLocked(unit.key.entity());
 }
 
@@ -199,8 +201,10 @@ void ResolveScheduler::Flush(const std::string& entity) {
       return;
     }
     const size_t max_batch = route->config.max_batch_keys();
-    const int max_calls = static_cast<int>(route->config.max_concurrent_resolves());
-    while (!stopping_ && es.calls_in_flight < max_calls && !es.pending.empty()) {
+    const int max_calls =
+        static_cast<int>(route->config.max_concurrent_resolves());
+    while (!stopping_ && es.calls_in_flight < max_calls &&
+           !es.pending.empty()) {
       const std::string credentials = es.pending.front().second;
       std::vector<IssuedUnit> batch;
       std::deque<std::pair<std::string, std::string>> rest;
@@ -243,9 +247,9 @@ void ResolveScheduler::Flush(const std::string& entity) {
   }
 }
 
-void ResolveScheduler::OnResolved(const std::string& entity,
-                                  std::vector<IssuedUnit> batch,
-                                  absl::StatusOr<v1::ResolveResponse> response) {
+void ResolveScheduler::OnResolved(
+    const std::string& entity, std::vector<IssuedUnit> batch,
+    absl::StatusOr<v1::ResolveResponse> response) {
   const EntityRoute* route = table_->Find(entity);
   const size_t max_row_bytes = route->config.max_row_bytes() > 0
                                    ? route->config.max_row_bytes()
@@ -263,17 +267,21 @@ void ResolveScheduler::OnResolved(const std::string& entity,
     for (const IssuedUnit& issued : batch) {
       Outcome outcome;
       if (!response.ok()) {
-        outcome.kind = response.status().code() == absl::StatusCode::kPermissionDenied
-                           ? Outcome::Kind::kDenied
-                           : Outcome::Kind::kFailed;
-        outcome.reason = absl::StrCat(
-            "resolver failed: ", absl::StatusCodeToString(response.status().code()),
-            ": ", response.status().message());
-      } else if (auto it = results.find(issued.key_string); it == results.end()) {
+        outcome.kind =
+            response.status().code() == absl::StatusCode::kPermissionDenied
+                ? Outcome::Kind::kDenied
+                : Outcome::Kind::kFailed;
+        outcome.reason =
+            absl::StrCat("resolver failed: ",
+                         absl::StatusCodeToString(response.status().code()),
+                         ": ", response.status().message());
+      } else if (auto it = results.find(issued.key_string);
+                 it == results.end()) {
         outcome.reason = "resolver returned no result for the key";
       } else if (it->second->status() == v1::ResolvedKey::DENIED) {
         outcome.kind = Outcome::Kind::kDenied;
-      } else if (size_t bytes = RowBytes(it->second->rows()); bytes > max_row_bytes) {
+      } else if (size_t bytes = RowBytes(it->second->rows());
+                 bytes > max_row_bytes) {
         outcome.reason = absl::StrCat("resolved rows are ", bytes,
                                       " bytes; the limit is ", max_row_bytes);
       } else {
@@ -284,7 +292,8 @@ void ResolveScheduler::OnResolved(const std::string& entity,
     }
     if (!entities_[entity].pending.empty()) PostFlushLocked(entity);
   }
-  for (const auto& [key_string, credentials] : drain) Drain(key_string, credentials);
+  for (const auto& [key_string, credentials] : drain)
+    Drain(key_string, credentials);
   CallFinished();
 }
 
@@ -315,7 +324,8 @@ void ResolveScheduler::ApplyOutcomeLocked(
       } else if (issued.notice_version > 0) {
         version = issued.notice_version;
         unit->delivered_from_notice = true;
-      } else if (result.status() == v1::ResolvedKey::NOT_FOUND && unit->has_delivered &&
+      } else if (result.status() == v1::ResolvedKey::NOT_FOUND &&
+                 unit->has_delivered &&
                  unit->delivered_version < issued.clock_version / 2) {
         // An unversioned deletion of a key versioned by its resolver: the
         // next version after the last one delivered (a replica clock value
@@ -342,8 +352,9 @@ void ResolveScheduler::ApplyOutcomeLocked(
       error->set_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
       error->set_message("access to the key was revoked");
       *error->mutable_key() = unit->key;
-      QueueDeliveryLocked(*unit, EncodeOutbound(response, OutboundMessage::Kind::kRevoked,
-                                                issued.key_string));
+      QueueDeliveryLocked(
+          *unit, EncodeOutbound(response, OutboundMessage::Kind::kRevoked,
+                                issued.key_string));
       unit->dirty = false;
       queued = true;
       break;
@@ -357,8 +368,9 @@ void ResolveScheduler::ApplyOutcomeLocked(
         v1::SubscribeResponse response;
         *response.mutable_stale()->mutable_key() = unit->key;
         response.mutable_stale()->set_reason(reason);
-        QueueDeliveryLocked(*unit, EncodeOutbound(response, OutboundMessage::Kind::kStale,
-                                                  issued.key_string));
+        QueueDeliveryLocked(
+            *unit, EncodeOutbound(response, OutboundMessage::Kind::kStale,
+                                  issued.key_string));
         queued = true;
       }
       ScheduleRetryLocked(*unit, issued.key_string);
@@ -373,7 +385,8 @@ void ResolveScheduler::ApplyOutcomeLocked(
 }
 
 bool ResolveScheduler::PublishLocked(UnitState& unit, uint64_t version,
-                                     bool refresh, const v1::ResolvedKey& result) {
+                                     bool refresh,
+                                     const v1::ResolvedKey& result) {
   const uint64_t hash = Fingerprint(result);
   const bool recovering = unit.stale;
   if (unit.has_delivered) {
@@ -413,12 +426,14 @@ bool ResolveScheduler::PublishLocked(UnitState& unit, uint64_t version,
   return true;
 }
 
-void ResolveScheduler::QueueDeliveryLocked(UnitState& unit, OutboundMessage msg) {
+void ResolveScheduler::QueueDeliveryLocked(UnitState& unit,
+                                           OutboundMessage msg) {
   if (msg.kind == OutboundMessage::Kind::kUpdate) {
     // Full state: supersedes any update or stale signal not yet delivered.
     unit.next.erase(std::remove_if(unit.next.begin(), unit.next.end(),
                                    [](const Delivery& d) {
-                                     return d.msg.kind != OutboundMessage::Kind::kRevoked;
+                                     return d.msg.kind !=
+                                            OutboundMessage::Kind::kRevoked;
                                    }),
                     unit.next.end());
   }
@@ -430,31 +445,33 @@ void ResolveScheduler::ScheduleRetryLocked(UnitState& unit,
   if (unit.retry_scheduled || stopping_) return;
   unit.retry_scheduled = true;
   absl::Duration delay = options_.retry_initial;
-  for (int i = 1; i < unit.failures && delay < options_.retry_max; ++i) delay *= 2;
+  for (int i = 1; i < unit.failures && delay < options_.retry_max; ++i)
+    delay *= 2;
   delay = std::min(delay, options_.retry_max);
   // Jitter in [delay/2, delay] spreads retries of many keys and replicas.
   static thread_local absl::BitGen gen;
   delay = delay / 2 + absl::Uniform(gen, 0.0, 1.0) * (delay / 2);
-  executor_->PostAfter(delay, [this, key_string, credentials = unit.credentials] {
-    absl::MutexLock lock(&mu_);
-    UnitState* u = FindUnitLocked(key_string, credentials);
-    if (u == nullptr) return;
-    u->retry_scheduled = false;
-    if (!hub_->HasSubscribers(u->key)) {
-      MaybeEraseLocked(key_string);
-      return;
-    }
-    u->dirty = false;
-    MarkDirtyLocked(*u, key_string);
-  });
+  executor_->PostAfter(delay,
+                       [this, key_string, credentials = unit.credentials] {
+                         absl::MutexLock lock(&mu_);
+                         UnitState* u = FindUnitLocked(key_string, credentials);
+                         if (u == nullptr) return;
+                         u->retry_scheduled = false;
+                         if (!hub_->HasSubscribers(u->key)) {
+                           MaybeEraseLocked(key_string);
+                           return;
+                         }
+                         u->dirty = false;
+                         MarkDirtyLocked(*u, key_string);
+                       });
 }
 
 void ResolveScheduler::MaybeEraseLocked(const std::string& key_string) {
   auto it = keys_.find(key_string);
   if (it == keys_.end()) return;
   for (const auto& [credentials, unit] : it->second.units) {
-    if (unit.queued || unit.in_flight || unit.retry_scheduled || unit.delivering ||
-        !unit.next.empty()) {
+    if (unit.queued || unit.in_flight || unit.retry_scheduled ||
+        unit.delivering || !unit.next.empty()) {
       return;
     }
   }
@@ -500,7 +517,8 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
                                            SnapshotCallback done) {
   const EntityRoute* route = table_->Find(key.entity());
   if (route == nullptr) {
-    done(absl::NotFoundError(absl::StrCat("unknown entity '", key.entity(), "'")));
+    done(absl::NotFoundError(
+        absl::StrCat("unknown entity '", key.entity(), "'")));
     return;
   }
   {
@@ -533,13 +551,15 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
             if (KeyString(r.key()) == key_string) found = &r;
           }
           if (found == nullptr) {
-            out = absl::InternalError("resolver returned no result for the key");
+            out =
+                absl::InternalError("resolver returned no result for the key");
           } else if (found->status() == v1::ResolvedKey::DENIED) {
             out = absl::PermissionDeniedError("access denied by the resolver");
-          } else if (size_t bytes = RowBytes(found->rows()); bytes > max_row_bytes) {
+          } else if (size_t bytes = RowBytes(found->rows());
+                     bytes > max_row_bytes) {
             out = absl::ResourceExhaustedError(
-                absl::StrCat("resolved rows are ", bytes, " bytes; the limit is ",
-                             max_row_bytes));
+                absl::StrCat("resolved rows are ", bytes,
+                             " bytes; the limit is ", max_row_bytes));
           } else {
             Snapshot snapshot;
             snapshot.status = found->status();

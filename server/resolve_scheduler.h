@@ -169,9 +169,10 @@ class ResolveScheduler {
   void Flush(const std::string& entity);
   void OnResolved(const std::string& entity, std::vector<IssuedUnit> batch,
                   absl::StatusOr<v1::ResolveResponse> response);
-  void ApplyOutcomeLocked(const std::string& entity, const IssuedUnit& issued,
-                          const Outcome& outcome,
-                          std::vector<std::pair<std::string, std::string>>* drain)
+  void ApplyOutcomeLocked(
+      const std::string& entity, const IssuedUnit& issued,
+      const Outcome& outcome,
+      std::vector<std::pair<std::string, std::string>>* drain)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Decides whether rows become an update for the unit; queues it.
   bool PublishLocked(UnitState& unit, uint64_t version, bool refresh,

@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "common/grpc_status.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "common/grpc_status.h"
 
 namespace entitysync {
 namespace {
@@ -47,10 +47,9 @@ void GrpcResolverClient::Resolve(const v1::ResolveRequest& request,
   call->request = request;
   call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  stub_->async()->Resolve(&call->context, &call->request, &call->response,
-                          [call](grpc::Status status) {
-                            Finish(call, status);
-                          });
+  stub_->async()->Resolve(
+      &call->context, &call->request, &call->response,
+      [call](grpc::Status status) { Finish(call, status); });
 }
 
 PassthroughClient::PassthroughClient(std::shared_ptr<grpc::Channel> channel,
@@ -60,7 +59,8 @@ PassthroughClient::PassthroughClient(std::shared_ptr<grpc::Channel> channel,
 
 void PassthroughClient::Handle(const v1::PassthroughRequest& request,
                                Callback done) {
-  using Call = UnaryCall<v1::PassthroughRequest, v1::PassthroughResponse, Callback>;
+  using Call =
+      UnaryCall<v1::PassthroughRequest, v1::PassthroughResponse, Callback>;
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
@@ -79,8 +79,9 @@ void PassthroughClient::Handle(const v1::PassthroughRequest& request,
 
 void PassthroughClient::Drain(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(
-      absl::Condition(+[](int* n) { return *n == 0; }, &in_flight_), timeout);
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](int* n) { return *n == 0; }, &in_flight_),
+                       timeout);
 }
 
 std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& target) {

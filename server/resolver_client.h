@@ -25,8 +25,8 @@ class ResolverClient {
  public:
   using Callback = std::function<void(absl::StatusOr<v1::ResolveResponse>)>;
   virtual ~ResolverClient() = default;
-  virtual void Resolve(const v1::ResolveRequest& request, absl::Duration timeout,
-                       Callback done) = 0;
+  virtual void Resolve(const v1::ResolveRequest& request,
+                       absl::Duration timeout, Callback done) = 0;
 };
 
 class GrpcResolverClient : public ResolverClient {
@@ -43,7 +43,8 @@ class GrpcResolverClient : public ResolverClient {
 class PassthroughClient {
  public:
   using Callback = std::function<void(absl::StatusOr<v1::PassthroughResponse>)>;
-  PassthroughClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout);
+  PassthroughClient(std::shared_ptr<grpc::Channel> channel,
+                    absl::Duration timeout);
   void Handle(const v1::PassthroughRequest& request, Callback done);
   // Waits (up to `timeout`) until no call is in flight, so that no callback
   // runs after the server is gone.

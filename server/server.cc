@@ -25,7 +25,8 @@ class EntitySyncServer::BusInterest : public InterestListener {
   void AddInterest(const std::string& entity, const std::string& id) override {
     bus_->AddInterest(entity, id);
   }
-  void RemoveInterest(const std::string& entity, const std::string& id) override {
+  void RemoveInterest(const std::string& entity,
+                      const std::string& id) override {
     bus_->RemoveInterest(entity, id);
   }
 
@@ -35,7 +36,8 @@ class EntitySyncServer::BusInterest : public InterestListener {
 
 absl::StatusOr<std::unique_ptr<EntitySyncServer>> EntitySyncServer::Start(
     ServerOptions options) {
-  std::unique_ptr<EntitySyncServer> server(new EntitySyncServer(std::move(options)));
+  std::unique_ptr<EntitySyncServer> server(
+      new EntitySyncServer(std::move(options)));
   if (absl::Status s = server->Init(); !s.ok()) return s;
   return server;
 }
@@ -58,13 +60,14 @@ absl::Status EntitySyncServer::Init() {
         channels_.Get(options_.config.passthrough().target()),
         absl::Milliseconds(options_.config.passthrough().timeout_ms()));
   }
-  bus_ = options_.bus ? std::move(options_.bus) : std::make_unique<InProcessBus>();
+  bus_ =
+      options_.bus ? std::move(options_.bus) : std::make_unique<InProcessBus>();
   interest_ = std::make_unique<BusInterest>(bus_.get());
   hub_ = std::make_unique<Hub>(interest_.get());
   executor_ = std::make_unique<Executor>(options_.executor_threads);
   options_.scheduler.max_row_bytes = options_.limits.max_row_bytes;
-  scheduler_ = std::make_unique<ResolveScheduler>(&table_, hub_.get(), executor_.get(),
-                                                  &clock_, options_.scheduler);
+  scheduler_ = std::make_unique<ResolveScheduler>(
+      &table_, hub_.get(), executor_.get(), &clock_, options_.scheduler);
   registry_ = std::make_unique<SessionRegistry>(options_.limits.max_streams);
 
   SessionDeps deps;
@@ -83,27 +86,30 @@ absl::Status EntitySyncServer::Init() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.public_address, grpc::InsecureServerCredentials(),
-                             &public_port_);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.limits.max_request_bytes));
+    builder.AddListeningPort(options_.public_address,
+                             grpc::InsecureServerCredentials(), &public_port_);
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(subscribe_service_.get());
     public_server_ = builder.BuildAndStart();
     if (!public_server_ || public_port_ == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", options_.public_address, " (public)"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", options_.public_address, " (public)"));
     }
   }
   {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.internal_address,
-                             grpc::InsecureServerCredentials(), &internal_port_);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.limits.max_request_bytes));
+                             grpc::InsecureServerCredentials(),
+                             &internal_port_);
+    builder.SetMaxReceiveMessageSize(
+        static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(notifier_service_.get());
     internal_server_ = builder.BuildAndStart();
     if (!internal_server_ || internal_port_ == 0) {
       public_server_->Shutdown();
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", options_.internal_address, " (internal)"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", options_.internal_address, " (internal)"));
     }
   }
   SetServing(false);
@@ -143,8 +149,8 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
     shut_down_ = true;
   }
   SetServing(false);
-  registry_->CloseAll(
-      grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down; reconnect"));
+  registry_->CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "server is shutting down; reconnect"));
   const absl::Time deadline = absl::Now() + grace;
   public_server_->Shutdown(absl::ToChronoTime(deadline));
   internal_server_->Shutdown(absl::ToChronoTime(deadline));

@@ -42,7 +42,8 @@ struct ServerOptions {
 
 class EntitySyncServer {
  public:
-  static absl::StatusOr<std::unique_ptr<EntitySyncServer>> Start(ServerOptions options);
+  static absl::StatusOr<std::unique_ptr<EntitySyncServer>> Start(
+      ServerOptions options);
   ~EntitySyncServer();
 
   int public_port() const { return public_port_; }

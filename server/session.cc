@@ -6,9 +6,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/entity_key.h"
-#include "common/grpc_status.h"
 
 namespace entitysync {
 namespace {
@@ -38,10 +38,11 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
     grpc::CallbackServerContext* context, const SessionDeps& deps) {
   auto session = std::make_shared<Session>(context, deps);
   if (!deps.registry->TryAdd(session)) {
-    return new RejectReactor(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("this replica serves its limit of ", deps.limits->max_streams,
-                     " streams; try another replica")));
+    return new RejectReactor(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("this replica serves its limit of ",
+                                  deps.limits->max_streams,
+                                  " streams; try another replica")));
   }
   session->self_ = session;
   // Clients know the stream is up without waiting for the first update.
@@ -54,7 +55,8 @@ Session::Session(grpc::CallbackServerContext* context, const SessionDeps& deps)
     : context_(context),
       deps_(deps),
       queue_(deps.limits->max_outbound_queue_bytes),
-      rate_tokens_(static_cast<double>(deps.limits->max_subscriptions_per_stream)),
+      rate_tokens_(
+          static_cast<double>(deps.limits->max_subscriptions_per_stream)),
       rate_refilled_(absl::Now()) {
   credentials_ = ReadCredentials(context);
 }
@@ -70,15 +72,16 @@ void Session::OnReadDone(bool ok) {
   }
   v1::SubscribeRequest request;
   grpc::Status parsed =
-      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&read_buffer_,
-                                                                  &request);
+      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(
+          &read_buffer_, &request);
   if (!parsed.ok()) {
     absl::MutexLock lock(&mu_);
-    PushErrorLocked(0,
-                    absl::InvalidArgumentError(
-                        "malformed SubscribeRequest (not a valid protobuf, or a "
-                        "string field is not UTF-8)"),
-                    nullptr);
+    PushErrorLocked(
+        0,
+        absl::InvalidArgumentError(
+            "malformed SubscribeRequest (not a valid protobuf, or a "
+            "string field is not UTF-8)"),
+        nullptr);
   } else {
     HandleRequest(request);
   }
@@ -110,44 +113,51 @@ void Session::HandleRequest(const v1::SubscribeRequest& request) {
       break;
   }
   absl::MutexLock lock(&mu_);
-  PushErrorLocked(id, absl::InvalidArgumentError("request has no kind set"), nullptr);
+  PushErrorLocked(id, absl::InvalidArgumentError("request has no kind set"),
+                  nullptr);
 }
 
 bool Session::TakeRateToken() {
   const absl::Time now = absl::Now();
   const double capacity =
       static_cast<double>(deps_.limits->max_subscriptions_per_stream);
-  rate_tokens_ = std::min(capacity, rate_tokens_ + absl::ToDoubleSeconds(now - rate_refilled_) *
-                                                       deps_.limits->subscribe_rate_per_second);
+  rate_tokens_ = std::min(
+      capacity, rate_tokens_ + absl::ToDoubleSeconds(now - rate_refilled_) *
+                                   deps_.limits->subscribe_rate_per_second);
   rate_refilled_ = now;
   if (rate_tokens_ < 1) return false;
   rate_tokens_ -= 1;
   return true;
 }
 
-void Session::HandleSubscribe(uint64_t request_id, const v1::Subscribe& subscribe) {
+void Session::HandleSubscribe(uint64_t request_id,
+                              const v1::Subscribe& subscribe) {
   const v1::EntityKey& key = subscribe.key();
   const std::string key_string = KeyString(key);
   uint64_t generation;
   std::string credentials;
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe); !s.ok()) {
+    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe);
+        !s.ok()) {
       PushErrorLocked(request_id, s, &key);
       return;
     }
-    if (!deps_.table->open_mode() && deps_.table->Find(key.entity()) == nullptr) {
+    if (!deps_.table->open_mode() &&
+        deps_.table->Find(key.entity()) == nullptr) {
       PushErrorLocked(request_id,
-                      absl::NotFoundError(absl::StrCat("unknown entity '", key.entity(), "'")),
+                      absl::NotFoundError(
+                          absl::StrCat("unknown entity '", key.entity(), "'")),
                       &key);
       return;
     }
     if (!TakeRateToken()) {
-      PushErrorLocked(request_id,
-                      absl::ResourceExhaustedError(absl::StrCat(
-                          "subscribe rate over ", deps_.limits->subscribe_rate_per_second,
-                          " per second; retry later")),
-                      &key);
+      PushErrorLocked(
+          request_id,
+          absl::ResourceExhaustedError(absl::StrCat(
+              "subscribe rate over ", deps_.limits->subscribe_rate_per_second,
+              " per second; retry later")),
+          &key);
       return;
     }
     if (!subscriptions_.contains(key_string) &&
@@ -174,7 +184,8 @@ void Session::HandleSubscribe(uint64_t request_id, const v1::Subscribe& subscrib
     none.version = 0;
     v1::Subscribe no_snapshot = subscribe;
     no_snapshot.set_skip_snapshot(true);
-    OnSnapshot(key_string, generation, request_id, no_snapshot, std::move(none));
+    OnSnapshot(key_string, generation, request_id, no_snapshot,
+               std::move(none));
     return;
   }
   deps_.scheduler->ResolveForSubscribe(
@@ -195,7 +206,8 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
     absl::MutexLock lock(&mu_);
     auto it = subscriptions_.find(key_string);
     // Unsubscribed (or subscribed again) meanwhile: that request answers.
-    if (done_ || it == subscriptions_.end() || it->second.generation != generation) {
+    if (done_ || it == subscriptions_.end() ||
+        it->second.generation != generation) {
       return;
     }
     if (!snapshot.ok()) {
@@ -211,7 +223,8 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
       const uint64_t known = subscribe.known_version();
       sub.last_version = std::max(known, snapshot->version);
       // known_version 0 means "nothing known": always send the snapshot.
-      if (!subscribe.skip_snapshot() && (known == 0 || known < snapshot->version)) {
+      if (!subscribe.skip_snapshot() &&
+          (known == 0 || known < snapshot->version)) {
         v1::SubscribeResponse response;
         v1::Update* update = response.mutable_update();
         *update->mutable_key() = key;
@@ -219,10 +232,11 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
         if (snapshot->status == v1::ResolvedKey::NOT_FOUND) {
           update->set_removed(true);
         } else {
-          for (v1::Row& row : snapshot->rows) *update->add_rows() = std::move(row);
+          for (v1::Row& row : snapshot->rows)
+            *update->add_rows() = std::move(row);
         }
-        PushLocked(EncodeOutbound(response, OutboundMessage::Kind::kUpdate, key_string,
-                                  snapshot->version));
+        PushLocked(EncodeOutbound(response, OutboundMessage::Kind::kUpdate,
+                                  key_string, snapshot->version));
       }
       // A change that arrived while the snapshot was being resolved.
       if (sub.held.has_value()) {
@@ -244,22 +258,24 @@ void Session::HandleUnsubscribe(uint64_t request_id,
   const v1::EntityKey& key = unsubscribe.key();
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe); !s.ok()) {
+    if (absl::Status s = ValidateKey(key, *deps_.limits, KeyUse::kSubscribe);
+        !s.ok()) {
       PushErrorLocked(request_id, s, &key);
       return;
     }
     if (!TakeRateToken()) {
-      PushErrorLocked(request_id,
-                      absl::ResourceExhaustedError("unsubscribe rate over the limit"),
-                      &key);
+      PushErrorLocked(
+          request_id,
+          absl::ResourceExhaustedError("unsubscribe rate over the limit"),
+          &key);
       return;
     }
     const std::string key_string = KeyString(key);
     auto it = subscriptions_.find(key_string);
     if (it == subscriptions_.end()) {
       PushErrorLocked(request_id,
-                      absl::NotFoundError(absl::StrCat("not subscribed to ",
-                                                       DescribeKey(key))),
+                      absl::NotFoundError(
+                          absl::StrCat("not subscribed to ", DescribeKey(key))),
                       &key);
       return;
     }
@@ -289,11 +305,12 @@ void Session::HandleAuthenticate(uint64_t request_id,
                                  const v1::Authenticate& authenticate) {
   absl::MutexLock lock(&mu_);
   if (authenticate.secret().size() > deps_.limits->max_credentials_bytes) {
-    PushErrorLocked(request_id,
-                    absl::InvalidArgumentError(absl::StrCat(
-                        "secret is ", authenticate.secret().size(),
-                        " bytes; the limit is ", deps_.limits->max_credentials_bytes)),
-                    nullptr);
+    PushErrorLocked(
+        request_id,
+        absl::InvalidArgumentError(absl::StrCat(
+            "secret is ", authenticate.secret().size(), " bytes; the limit is ",
+            deps_.limits->max_credentials_bytes)),
+        nullptr);
     return;
   }
   credentials_ = authenticate.secret();
@@ -305,18 +322,20 @@ void Session::HandlePassthrough(uint64_t request_id,
   {
     absl::MutexLock lock(&mu_);
     if (deps_.passthrough == nullptr) {
-      PushErrorLocked(request_id,
-                      absl::FailedPreconditionError(
-                          "no pass-through backend is configured on this server"),
-                      nullptr);
+      PushErrorLocked(
+          request_id,
+          absl::FailedPreconditionError(
+              "no pass-through backend is configured on this server"),
+          nullptr);
       return;
     }
     if (passthrough.data().size() > deps_.limits->max_passthrough_bytes) {
-      PushErrorLocked(request_id,
-                      absl::InvalidArgumentError(absl::StrCat(
-                          "passthrough data is ", passthrough.data().size(),
-                          " bytes; the limit is ", deps_.limits->max_passthrough_bytes)),
-                      nullptr);
+      PushErrorLocked(
+          request_id,
+          absl::InvalidArgumentError(absl::StrCat(
+              "passthrough data is ", passthrough.data().size(),
+              " bytes; the limit is ", deps_.limits->max_passthrough_bytes)),
+          nullptr);
       return;
     }
     if (passthrough_in_flight_ >= deps_.limits->max_passthrough_in_flight) {
@@ -381,7 +400,8 @@ void Session::Deliver(const OutboundMessage& msg) {
         revoked = true;
         revoked_key = sub.key;
         subscriptions_.erase(it);
-        queue_.DropKeys([&](absl::string_view ks) { return ks == msg.key_string; });
+        queue_.DropKeys(
+            [&](absl::string_view ks) { return ks == msg.key_string; });
       }
     } else {
       // Through a wildcard; the scheduler delivers each key in order.
@@ -414,11 +434,12 @@ void Session::ReleaseKey(const v1::EntityKey& key) {
 void Session::PushLocked(OutboundMessage msg) {
   if (closing_) return;
   if (queue_.Push(std::move(msg)) == OutboundQueue::PushResult::kOverflow) {
-    CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             absl::StrCat("outbound queue over ",
-                                          deps_.limits->max_outbound_queue_bytes,
-                                          " bytes: client is not keeping up")),
-                /*cancel_write=*/true);
+    CloseLocked(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("outbound queue over ",
+                                  deps_.limits->max_outbound_queue_bytes,
+                                  " bytes: client is not keeping up")),
+        /*cancel_write=*/true);
   }
 }
 
@@ -430,8 +451,10 @@ void Session::PushErrorLocked(uint64_t request_id, const absl::Status& status,
   error->set_code(static_cast<int>(status.code()));
   error->set_message(std::string(status.message()));
   if (key != nullptr) {
-    error->mutable_key()->set_entity(key->entity().substr(0, deps_.limits->max_entity_bytes));
-    error->mutable_key()->set_id(key->id().substr(0, deps_.limits->max_id_bytes));
+    error->mutable_key()->set_entity(
+        key->entity().substr(0, deps_.limits->max_entity_bytes));
+    error->mutable_key()->set_id(
+        key->id().substr(0, deps_.limits->max_id_bytes));
   }
   PushLocked(Control(response));
 }

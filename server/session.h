@@ -28,9 +28,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "entitysync/v1/entitysync.pb.h"
+#include "grpcpp/server_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
-#include "grpcpp/server_context.h"
 #include "server/entity_table.h"
 #include "server/hub.h"
 #include "server/limits.h"
@@ -51,9 +51,10 @@ struct SessionDeps {
   PassthroughClient* passthrough = nullptr;  // null: not configured
 };
 
-class Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
-                public Subscriber,
-                public std::enable_shared_from_this<Session> {
+class Session
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public Subscriber,
+      public std::enable_shared_from_this<Session> {
  public:
   // Returns the reactor for a new stream (one that finishes at once with
   // RESOURCE_EXHAUSTED when the replica is at its stream limit).
@@ -86,9 +87,12 @@ class Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffe
 
   void HandleRequest(const v1::SubscribeRequest& request);
   void HandleSubscribe(uint64_t request_id, const v1::Subscribe& subscribe);
-  void HandleUnsubscribe(uint64_t request_id, const v1::Unsubscribe& unsubscribe);
-  void HandleAuthenticate(uint64_t request_id, const v1::Authenticate& authenticate);
-  void HandlePassthrough(uint64_t request_id, const v1::Passthrough& passthrough);
+  void HandleUnsubscribe(uint64_t request_id,
+                         const v1::Unsubscribe& unsubscribe);
+  void HandleAuthenticate(uint64_t request_id,
+                          const v1::Authenticate& authenticate);
+  void HandlePassthrough(uint64_t request_id,
+                         const v1::Passthrough& passthrough);
   void OnSnapshot(const std::string& key_string, uint64_t generation,
                   uint64_t request_id, const v1::Subscribe& subscribe,
                   absl::StatusOr<Snapshot> snapshot);
@@ -98,7 +102,8 @@ class Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffe
   bool TakeRateToken() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushLocked(OutboundMessage msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushErrorLocked(uint64_t request_id, const absl::Status& status,
-                       const v1::EntityKey* key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                       const v1::EntityKey* key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseLocked(const grpc::Status& status, bool cancel_write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next write, or Finish when closing; call with no lock held.
@@ -117,7 +122,8 @@ class Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffe
 
   absl::Mutex mu_;
   std::string credentials_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Subscription> subscriptions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Subscription> subscriptions_
+      ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 0;
   OutboundQueue queue_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

@@ -10,8 +10,8 @@
 
 namespace entitysync {
 
-class SubscribeService
-    : public v1::EntitySync::WithRawCallbackMethod_Subscribe<v1::EntitySync::Service> {
+class SubscribeService : public v1::EntitySync::WithRawCallbackMethod_Subscribe<
+                             v1::EntitySync::Service> {
  public:
   explicit SubscribeService(const SessionDeps& deps) : deps_(deps) {}
 

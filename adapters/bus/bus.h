@@ -47,7 +47,8 @@ class Bus {
   // included). UNAVAILABLE when the notice could not be handed to the bus.
   virtual absl::Status Publish(const v1::Notice& notice) = 0;
   // `entity` plus `id`, where id "*" is the whole entity.
-  virtual void AddInterest(const std::string& entity, const std::string& id) = 0;
+  virtual void AddInterest(const std::string& entity,
+                           const std::string& id) = 0;
   virtual void RemoveInterest(const std::string& entity,
                               const std::string& id) = 0;
   virtual BusState state() const = 0;

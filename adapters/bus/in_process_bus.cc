@@ -24,9 +24,9 @@ absl::Status InProcessBus::Publish(const v1::Notice& notice) {
   bool interested;
   {
     absl::MutexLock lock(&interest_mu_);
-    interested =
-        interest_.contains(InterestKey(notice.key().entity(), notice.key().id())) ||
-        interest_.contains(InterestKey(notice.key().entity(), "*"));
+    interested = interest_.contains(
+                     InterestKey(notice.key().entity(), notice.key().id())) ||
+                 interest_.contains(InterestKey(notice.key().entity(), "*"));
   }
   absl::ReaderMutexLock lock(&handlers_mu_);
   if (!running_) return absl::UnavailableError("bus is stopped");

@@ -4,8 +4,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "examples/items/item_json.h"
 #include "common/status_macros.h"
+#include "examples/items/item_json.h"
 
 namespace entitysync::examples {
 namespace {

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <memory>
 
-#include "entitysync/v1/entitysync.grpc.pb.h"
 #include "common/grpc_status.h"
+#include "entitysync/v1/entitysync.grpc.pb.h"
 
 namespace entitysync::examples {
 

@@ -14,9 +14,8 @@ TEST(BackoffTest, CeilingDoublesUpToMaxAndResets) {
   Backoff backoff(absl::Milliseconds(100), absl::Milliseconds(500));
   EXPECT_EQ(backoff.CurrentCeiling(), absl::Milliseconds(100));
   const absl::Duration expected[] = {
-      absl::Milliseconds(100), absl::Milliseconds(200),
-      absl::Milliseconds(400), absl::Milliseconds(500),
-      absl::Milliseconds(500)};
+      absl::Milliseconds(100), absl::Milliseconds(200), absl::Milliseconds(400),
+      absl::Milliseconds(500), absl::Milliseconds(500)};
   for (absl::Duration ceiling : expected) {
     EXPECT_EQ(backoff.CurrentCeiling(), ceiling);
     const absl::Duration delay = backoff.NextDelay(gen);

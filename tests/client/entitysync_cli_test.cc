@@ -98,8 +98,8 @@ TEST(EntitysyncCliTest, SubscribeFailsWhenEveryKeyIsRefused) {
     return std::vector<v1::SubscribeResponse>{
         ErrorMessage(request.request_id(), request.subscribe().key(), 7)};
   });
-  const Result result = RunCli(absl::StrCat(
-      "--target=", server.target(), " subscribe --timeout=10 items/1"));
+  const Result result = RunCli(absl::StrCat("--target=", server.target(),
+                                            " subscribe --timeout=10 items/1"));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.out, "");
 }
@@ -117,10 +117,9 @@ TEST(EntitysyncCliTest, SubscribeExitsZeroOnSigterm) {
   ASSERT_TRUE(server.ok());
   const std::string binary = CliPath();
   const std::string target = absl::StrCat("--target=", server.target());
-  std::vector<char*> argv = {const_cast<char*>(binary.c_str()),
-                             const_cast<char*>(target.c_str()),
-                             const_cast<char*>("subscribe"),
-                             const_cast<char*>("items/1"), nullptr};
+  std::vector<char*> argv = {
+      const_cast<char*>(binary.c_str()), const_cast<char*>(target.c_str()),
+      const_cast<char*>("subscribe"), const_cast<char*>("items/1"), nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null",
@@ -173,10 +172,10 @@ TEST(EntitysyncCliTest, NotifyPrintsAcceptedAndSendsTheChange) {
 TEST(EntitysyncCliTest, NotifyWithoutRowsSendsNoRows) {
   FakeNotifierServer server;
   ASSERT_TRUE(server.ok());
-  EXPECT_EQ(RunCli(absl::StrCat("--target=", server.target(),
-                                " notify items/1"))
-                .exit_code,
-            0);
+  EXPECT_EQ(
+      RunCli(absl::StrCat("--target=", server.target(), " notify items/1"))
+          .exit_code,
+      0);
   ASSERT_EQ(server.requests().size(), 1u);
   EXPECT_FALSE(server.requests()[0].changes(0).has_rows());
   EXPECT_FALSE(server.requests()[0].changes(0).has_version());

@@ -87,8 +87,7 @@ void FakeEntitySyncServer::set_handler(Handler handler) {
 }
 
 void FakeEntitySyncServer::SetSnapshot(const std::string& entity,
-                                       const std::string& id,
-                                       uint64_t version,
+                                       const std::string& id, uint64_t version,
                                        const std::string& data) {
   absl::MutexLock lock(&mu_);
   snapshots_[SnapshotKey(Key(entity, id))] =
@@ -221,8 +220,8 @@ bool FakeEntitySyncServer::WaitForRequests(size_t count,
   return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
 }
 
-bool FakeEntitySyncServer::WaitForStreamsStarted(
-    int count, absl::Duration timeout) const {
+bool FakeEntitySyncServer::WaitForStreamsStarted(int count,
+                                                 absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto enough = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return streams_started_ >= count;

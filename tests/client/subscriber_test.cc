@@ -137,18 +137,19 @@ TEST(SubscriberTest, DeliversSnapshotsAndUpdatesToTheirOwnCallbacks) {
   std::unique_ptr<Subscriber> subscriber = MustCreate(options);
   ASSERT_NE(subscriber, nullptr);
 
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(1));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(2));
   server.Push(UpdateMessage("items", "2", 21));
   server.Push(UpdateMessage("items", "1", 11));
   server.Push(UpdateMessage("items", "3", 1));  // not subscribed: ignored
   ASSERT_TRUE(recorder.WaitForUpdates(4));
 
-  EXPECT_THAT(recorder.updates(),
-              ElementsAre("a:items/1@10", "b:items/2@20", "b:items/2@21",
-                          "a:items/1@11"));
+  EXPECT_THAT(recorder.updates(), ElementsAre("a:items/1@10", "b:items/2@20",
+                                              "b:items/2@21", "a:items/1@11"));
   EXPECT_TRUE(subscriber->IsConnected());
   EXPECT_THAT(server.authorizations(), ElementsAre("secret-1"));
   const std::vector<v1::SubscribeRequest> subscribes = server.subscribes();
@@ -165,7 +166,8 @@ TEST(SubscriberTest, DropsVersionsNotNewerThanTheLastDelivered) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(server.WaitForSubscribes(1, kWait));
   ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kSubscribed, 1));
 
@@ -190,8 +192,10 @@ TEST(SubscriberTest, ResubscribesWithKnownVersionAfterServerRestart) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({first->target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
-  ASSERT_TRUE(subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(1));
 
   first->Shutdown();
@@ -229,7 +233,8 @@ TEST(SubscriberTest, RotatesToTheNextTargetWhenOneIsDead) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber = MustCreate(FastOptions(
       {absl::StrCat("127.0.0.1:", dead_port), server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
 
   ASSERT_TRUE(recorder.WaitForUpdates(1));
   EXPECT_THAT(recorder.updates(), ElementsAre("a:items/1@1"));
@@ -251,13 +256,13 @@ TEST(SubscriberTest, AbandonsATargetThatAcceptsButNeverAnswers) {
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(black_hole, reinterpret_cast<sockaddr*>(&address),
-                 sizeof(address)),
-            0);
+  ASSERT_EQ(
+      bind(black_hole, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
   ASSERT_EQ(listen(black_hole, 16), 0);
-  ASSERT_EQ(getsockname(black_hole, reinterpret_cast<sockaddr*>(&address),
-                        &length),
-            0);
+  ASSERT_EQ(
+      getsockname(black_hole, reinterpret_cast<sockaddr*>(&address), &length),
+      0);
   FakeEntitySyncServer server;
   ASSERT_TRUE(server.ok());
   server.SetSnapshot("items", "1", 1);
@@ -267,7 +272,8 @@ TEST(SubscriberTest, AbandonsATargetThatAcceptsButNeverAnswers) {
       recorder);
   options.connect_timeout = absl::Milliseconds(200);
   std::unique_ptr<Subscriber> subscriber = MustCreate(options);
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
 
   ASSERT_TRUE(recorder.WaitForUpdates(1));
   const std::vector<SubscriberEvent> disconnects =
@@ -285,8 +291,10 @@ TEST(SubscriberTest, UnsubscribeStopsCallbacksEvenForUpdatesInFlight) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
-  ASSERT_TRUE(subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(1));
   ASSERT_TRUE(server.WaitForSubscribes(2, kWait));
 
@@ -314,15 +322,16 @@ TEST(SubscriberTest, CallbackMayUnsubscribeItsOwnKey) {
       MustCreate(FastOptions({server.target()}, recorder));
   Subscriber::UpdateCallback record = recorder.Callback("a");
   Subscriber* raw = subscriber.get();
-  ASSERT_TRUE(subscriber
-                  ->Subscribe({"items", "1"},
-                              [record, raw](const v1::Update& update) {
-                                record(update);
-                                EXPECT_TRUE(
-                                    raw->Unsubscribe({"items", "1"}).ok());
-                              })
-                  .ok());
-  ASSERT_TRUE(subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
+  ASSERT_TRUE(
+      subscriber
+          ->Subscribe({"items", "1"},
+                      [record, raw](const v1::Update& update) {
+                        record(update);
+                        EXPECT_TRUE(raw->Unsubscribe({"items", "1"}).ok());
+                      })
+          .ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "2"}, recorder.Callback("b")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(1));
   ASSERT_TRUE(server.WaitForSubscribes(2, kWait));
   server.Push(UpdateMessage("items", "1", 2));
@@ -396,8 +405,10 @@ TEST(SubscriberTest, WildcardDeliversEveryIdWithVersionsPerId) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "*"}, recorder.Callback("w")).ok());
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("c")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "*"}, recorder.Callback("w")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("c")).ok());
   ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kSubscribed, 2));
 
   server.Push(UpdateMessage("items", "1", 5));
@@ -406,9 +417,8 @@ TEST(SubscriberTest, WildcardDeliversEveryIdWithVersionsPerId) {
   server.Push(UpdateMessage("other", "1", 9));  // another entity
   server.Push(UpdateMessage("items", "2", 2));
   ASSERT_TRUE(recorder.WaitForUpdates(4));
-  EXPECT_THAT(recorder.updates(),
-              ElementsAre("c:items/1@5", "w:items/1@5", "w:items/2@1",
-                          "w:items/2@2"));
+  EXPECT_THAT(recorder.updates(), ElementsAre("c:items/1@5", "w:items/1@5",
+                                              "w:items/2@1", "w:items/2@2"));
 }
 
 TEST(SubscriberTest, GoAwayReconnectsAndResubscribes) {
@@ -418,7 +428,8 @@ TEST(SubscriberTest, GoAwayReconnectsAndResubscribes) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(recorder.WaitForUpdates(1));
 
   v1::SubscribeResponse goaway;
@@ -441,7 +452,8 @@ TEST(SubscriberTest, ReportsStaleKeys) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kSubscribed, 1));
   v1::SubscribeResponse stale;
   *stale.mutable_stale()->mutable_key() = testing::Key("items", "1");
@@ -464,7 +476,8 @@ TEST(SubscriberTest, DestructorReturnsPromptlyWhileDisconnected) {
   options.backoff_initial = absl::Seconds(30);
   options.backoff_max = absl::Seconds(60);
   std::unique_ptr<Subscriber> subscriber = MustCreate(options);
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kDisconnected, 1));
   EXPECT_FALSE(subscriber->IsConnected());
   EXPECT_FALSE(subscriber->WaitForConnected(absl::Milliseconds(20)));
@@ -480,7 +493,8 @@ TEST(SubscriberTest, DestructorReturnsPromptlyWhileConnected) {
   Recorder recorder;
   std::unique_ptr<Subscriber> subscriber =
       MustCreate(FastOptions({server.target()}, recorder));
-  ASSERT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
   ASSERT_TRUE(subscriber->WaitForConnected(kWait));
   ASSERT_TRUE(server.WaitForSubscribes(1, kWait));
 
@@ -500,17 +514,19 @@ TEST(SubscriberTest, RejectsBadArguments) {
   EXPECT_EQ(Subscriber::Create(bad_backoff).status().code(),
             absl::StatusCode::kInvalidArgument);
 
-  std::unique_ptr<Subscriber> subscriber =
-      MustCreate(FastOptions({absl::StrCat("127.0.0.1:", DeadPort())}, recorder));
+  std::unique_ptr<Subscriber> subscriber = MustCreate(
+      FastOptions({absl::StrCat("127.0.0.1:", DeadPort())}, recorder));
   EXPECT_EQ(subscriber->Subscribe({"", "1"}, recorder.Callback("a")).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(subscriber->Subscribe({"items", ""}, recorder.Callback("a")).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(subscriber->Subscribe({"items", "1"}, nullptr).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
-  EXPECT_EQ(subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  EXPECT_EQ(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).code(),
+      absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(subscriber->Unsubscribe({"items", "2"}).code(),
             absl::StatusCode::kNotFound);
 }

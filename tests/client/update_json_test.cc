@@ -54,7 +54,9 @@ TEST(UpdateJsonTest, EscapesControlCharactersAndKeepsUtf8) {
 }
 
 TEST(UpdateJsonTest, InvalidUtf8InKeysBecomesReplacementCharacters) {
-  EXPECT_EQ(JsonQuote("a\xff" "b"), R"("a\ufffdb")");
+  EXPECT_EQ(JsonQuote("a\xff"
+                      "b"),
+            R"("a\ufffdb")");
   v1::Update update = MakeUpdate();
   update.mutable_key()->set_id("x\xc3");
   EXPECT_NE(UpdateToJsonLine(update).find(R"("id":"x\ufffd")"),
@@ -64,12 +66,12 @@ TEST(UpdateJsonTest, InvalidUtf8InKeysBecomesReplacementCharacters) {
 TEST(UpdateJsonTest, ValidatesUtf8Strictly) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain"));
-  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));      // U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));             // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));         // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));     // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xe2\x82"));             // truncated
-  EXPECT_FALSE(IsValidUtf8("\x80"));                 // lone continuation
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));   // U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
+  EXPECT_FALSE(IsValidUtf8("\x80"));              // lone continuation
 }
 
 }  // namespace

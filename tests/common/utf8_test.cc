@@ -10,9 +10,9 @@ namespace {
 TEST(Utf8Test, StrictValidation) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("\xe2\x9c\x93"));
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // Overlong.
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // Surrogate.
-  EXPECT_FALSE(IsValidUtf8("\xe2\x9c"));          // Truncated.
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // Overlong.
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // Surrogate.
+  EXPECT_FALSE(IsValidUtf8("\xe2\x9c"));      // Truncated.
   EXPECT_TRUE(IsValidUtf8(std::string("a\0b", 3)));
 }
 

@@ -27,8 +27,8 @@ namespace entitysync::testing {
 inline std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
   static int counter = 0;
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name, "-", getpid(), "-",
-                      ++counter);
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name, "-", getpid(),
+                      "-", ++counter);
 }
 
 // The items resolver over a fresh SQLite file, served on 127.0.0.1:0.
@@ -40,9 +40,11 @@ class ItemsBackend {
     store_ = *std::move(store);
     examples::ItemsResolver::Options options;
     options.delay = delay;
-    resolver_ = std::make_unique<examples::ItemsResolver>(store_.get(), options);
+    resolver_ =
+        std::make_unique<examples::ItemsResolver>(store_.get(), options);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
     builder.RegisterService(resolver_.get());
     server_ = builder.BuildAndStart();
   }
@@ -50,7 +52,8 @@ class ItemsBackend {
 
   // Writes the item; returns its new version.
   uint64_t Set(const std::string& id, const std::string& name,
-               std::vector<std::string> tags = {}, std::vector<std::string> acl = {}) {
+               std::vector<std::string> tags = {},
+               std::vector<std::string> acl = {}) {
     examples::ItemChange change;
     change.id = id;
     change.name = name;
@@ -121,8 +124,8 @@ class RawStream {
   };
 
   RawStream(int port, Options options)
-      : stub_(v1::EntitySync::NewStub(options.small_window ? SmallWindowChannel(port)
-                                                           : Channel(port))) {
+      : stub_(v1::EntitySync::NewStub(
+            options.small_window ? SmallWindowChannel(port) : Channel(port))) {
     if (!options.authorization.empty()) {
       context_.AddMetadata("authorization", options.authorization);
     }
@@ -201,7 +204,8 @@ class RawStream {
         timeout);
     return found;
   }
-  std::optional<v1::SubscribeResponse> AwaitSubscribed(uint64_t request_id) const {
+  std::optional<v1::SubscribeResponse> AwaitSubscribed(
+      uint64_t request_id) const {
     return Await([&](const v1::SubscribeResponse& m) {
       return m.has_subscribed() && m.subscribed().request_id() == request_id;
     });
@@ -211,8 +215,9 @@ class RawStream {
       return m.has_error() && m.error().request_id() == request_id;
     });
   }
-  std::optional<v1::Update> AwaitUpdate(const std::string& id, uint64_t min_version = 0,
-                                        absl::Duration timeout = absl::Seconds(10)) const {
+  std::optional<v1::Update> AwaitUpdate(
+      const std::string& id, uint64_t min_version = 0,
+      absl::Duration timeout = absl::Seconds(10)) const {
     auto m = Await(
         [&](const v1::SubscribeResponse& m) {
           return m.has_update() && m.update().key().id() == id &&
@@ -225,7 +230,8 @@ class RawStream {
   std::vector<v1::Update> Updates(const std::string& id) const {
     std::vector<v1::Update> out;
     for (const auto& m : Messages()) {
-      if (m.has_update() && m.update().key().id() == id) out.push_back(m.update());
+      if (m.has_update() && m.update().key().id() == id)
+        out.push_back(m.update());
     }
     return out;
   }
@@ -233,7 +239,8 @@ class RawStream {
  private:
   std::unique_ptr<v1::EntitySync::Stub> stub_;
   grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>>
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>>
       stream_;
   std::thread reader_;
   absl::Mutex write_mu_;
@@ -243,7 +250,8 @@ class RawStream {
   std::optional<grpc::Status> status_;
 };
 
-inline grpc::Status Notify(int internal_port, const std::vector<std::string>& ids,
+inline grpc::Status Notify(int internal_port,
+                           const std::vector<std::string>& ids,
                            const std::string& entity = "items") {
   auto stub = v1::Notifier::NewStub(Channel(internal_port));
   v1::NotifyRequest request;

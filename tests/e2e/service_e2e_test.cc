@@ -48,7 +48,8 @@ TEST_F(ServiceTest, SnapshotOnSubscribe) {
   ASSERT_TRUE(update);
   EXPECT_EQ(update->version(), v);
   EXPECT_FALSE(update->removed());
-  EXPECT_TRUE(RowContains(*update, 0, "\"name\":\"Lamp\"")) << update->DebugString();
+  EXPECT_TRUE(RowContains(*update, 0, "\"name\":\"Lamp\""))
+      << update->DebugString();
   EXPECT_EQ(update->rows(0).content_type(), "application/json");
   // `subscribed` comes before the snapshot.
   auto messages = s.Messages();
@@ -126,7 +127,8 @@ TEST_F(ServiceTest, UnsubscribeStopsUpdates) {
   // Key 2's update is the sentinel: key 1's would have come in the same batch.
   ASSERT_TRUE(s.AwaitUpdate("2", v2));
   absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_EQ(s.Updates("1").size(), 1u) << "only the snapshot before unsubscribing";
+  EXPECT_EQ(s.Updates("1").size(), 1u)
+      << "only the snapshot before unsubscribing";
   // Unsubscribing what is not subscribed is a precise error.
   auto err = s.AwaitError(s.Unsubscribe("items", "1"));
   ASSERT_TRUE(err);
@@ -137,7 +139,8 @@ TEST_F(ServiceTest, KnownVersionSkipsTheSnapshot) {
   const uint64_t v = backend_.Set("1", "one");
   backend_.Set("2", "two");
   RawStream s(pub());
-  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1", /*known_version=*/v)));
+  ASSERT_TRUE(
+      s.AwaitSubscribed(s.Subscribe("items", "1", /*known_version=*/v)));
   s.Subscribe("items", "2");
   ASSERT_TRUE(s.AwaitUpdate("2"));
   EXPECT_TRUE(s.Updates("1").empty());
@@ -180,7 +183,8 @@ TEST_F(ServiceTest, UnknownEntityIsRejectedOnStreamAndNotify) {
   auto err = s.AwaitError(s.Subscribe("users", "1"));
   ASSERT_TRUE(err);
   EXPECT_EQ(err->error().code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_TRUE(absl::StrContains(err->error().message(), "unknown entity 'users'"));
+  EXPECT_TRUE(
+      absl::StrContains(err->error().message(), "unknown entity 'users'"));
   grpc::Status status = Notify(internal(), {"1"}, "users");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StrContains(status.error_message(), "changes[0]"));
@@ -226,7 +230,8 @@ TEST_F(ServiceTest, BadSubscribeRequestsGetPreciseErrorsAndTheStreamStaysUp) {
   EXPECT_EQ(no_backend->error().code(), grpc::StatusCode::FAILED_PRECONDITION);
 
   // Too many subscriptions on one stream.
-  for (const char* id : {"a", "b", "ok"}) ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", id)));
+  for (const char* id : {"a", "b", "ok"})
+    ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", id)));
   auto too_many = s.AwaitError(s.Subscribe("items", "d"));
   ASSERT_TRUE(too_many);
   EXPECT_EQ(too_many->error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -239,12 +244,14 @@ TEST_F(ServiceTest, BadSubscribeRequestsGetPreciseErrorsAndTheStreamStaysUp) {
 }
 
 // Sends raw bytes as one SubscribeRequest and returns the first answer.
-std::optional<v1::SubscribeResponse> SendRaw(int port, const std::string& bytes) {
+std::optional<v1::SubscribeResponse> SendRaw(int port,
+                                             const std::string& bytes) {
   grpc::GenericStub stub(Channel(port));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&context, "/entitysync.v1.EntitySync/Subscribe", &cq);
+  auto call =
+      stub.PrepareCall(&context, "/entitysync.v1.EntitySync/Subscribe", &cq);
   void* tag;
   bool ok;
   call->StartCall(reinterpret_cast<void*>(1));
@@ -257,7 +264,8 @@ std::optional<v1::SubscribeResponse> SendRaw(int port, const std::string& bytes)
   call->Read(&reply, reinterpret_cast<void*>(3));
   if (!cq.Next(&tag, &ok) || !ok) return std::nullopt;
   v1::SubscribeResponse response;
-  if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&reply, &response)
+  if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&reply,
+                                                                     &response)
            .ok()) {
     return std::nullopt;
   }
@@ -279,7 +287,8 @@ TEST_F(ServiceTest, MalformedMessagesAndInvalidUtf8GetAnError) {
   EXPECT_EQ(garbage->error().code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StrContains(garbage->error().message(), "malformed"));
   // request_id 5, subscribe { key { entity "items" id "\xff" } }.
-  const std::string bad_utf8("\x08\x05\x12\x0c\x0a\x0a\x0a\x05items\x12\x01\xff", 16);
+  const std::string bad_utf8(
+      "\x08\x05\x12\x0c\x0a\x0a\x0a\x05items\x12\x01\xff", 16);
   auto utf8 = SendRaw(pub(), bad_utf8);
   ASSERT_TRUE(utf8);
   ASSERT_TRUE(utf8->has_error());
@@ -308,9 +317,13 @@ TEST_F(ServiceTest, BadNotifyBatchesAreRejectedWhole) {
   } cases[] = {
       {[](v1::Change* c) { c->mutable_key()->set_id(""); }, "id is empty"},
       {[](v1::Change* c) { c->mutable_key()->set_id("*"); }, "wildcard"},
-      {[](v1::Change* c) { c->mutable_key()->set_entity(""); }, "entity is empty"},
-      {[](v1::Change* c) { c->mutable_key()->set_id(std::string(2000, 'x')); }, "limit is 1024"},
-      {[](v1::Change* c) { c->mutable_rows()->add_rows()->set_data(std::string(101, 'r')); },
+      {[](v1::Change* c) { c->mutable_key()->set_entity(""); },
+       "entity is empty"},
+      {[](v1::Change* c) { c->mutable_key()->set_id(std::string(2000, 'x')); },
+       "limit is 1024"},
+      {[](v1::Change* c) {
+         c->mutable_rows()->add_rows()->set_data(std::string(101, 'r'));
+       },
        "101 bytes; the limit is 100"},
       {[](v1::Change* c) {
          c->mutable_rows()->set_removed(true);
@@ -329,14 +342,16 @@ TEST_F(ServiceTest, BadNotifyBatchesAreRejectedWhole) {
     bad->mutable_key()->set_id("bad");
     c.spoil(bad);
     grpc::Status status = call(request);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expect;
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.expect;
     EXPECT_TRUE(absl::StrContains(status.error_message(), "changes[1]"))
         << status.error_message();
     EXPECT_TRUE(absl::StrContains(status.error_message(), c.expect))
         << status.error_message();
   }
   absl::SleepFor(absl::Milliseconds(200));
-  EXPECT_EQ(s.Updates("good").size(), 1u) << "nothing of a rejected batch is applied";
+  EXPECT_EQ(s.Updates("good").size(), 1u)
+      << "nothing of a rejected batch is applied";
 }
 
 TEST_F(ServiceTest, OversizedResolvedRowsAreAnErrorNotACrash) {
@@ -355,11 +370,13 @@ TEST_F(ServiceTest, OversizedResolvedRowsAreAnErrorNotACrash) {
   ASSERT_TRUE(s.AwaitUpdate("grows"));
   backend_.Set("grows", std::string(5000, 'g'));
   ASSERT_TRUE(Notify(internal(), {"grows"}).ok());
-  auto stale = s.Await([](const v1::SubscribeResponse& m) { return m.has_stale(); });
+  auto stale =
+      s.Await([](const v1::SubscribeResponse& m) { return m.has_stale(); });
   ASSERT_TRUE(stale);
   EXPECT_TRUE(absl::StrContains(stale->stale().reason(), "the limit is 1000"));
   const uint64_t v = backend_.Set("grows", "small again");
-  ASSERT_TRUE(s.AwaitUpdate("grows", v)) << "retries converge once the rows fit";
+  ASSERT_TRUE(s.AwaitUpdate("grows", v))
+      << "retries converge once the rows fit";
 }
 
 TEST_F(ServiceTest, WildcardReceivesEveryId) {
@@ -441,13 +458,15 @@ TEST_F(ServiceTest, StreamThatStopsReadingIsClosedWhileOthersKeepReceiving) {
     stalled.Subscribe("items", std::to_string(i));
     healthy.Subscribe("items", std::to_string(i));
   }
-  for (int i = 0; i < kItems; ++i) ASSERT_TRUE(healthy.AwaitUpdate(std::to_string(i)));
+  for (int i = 0; i < kItems; ++i)
+    ASSERT_TRUE(healthy.AwaitUpdate(std::to_string(i)));
   std::vector<uint64_t> last(kItems);
   std::vector<std::string> ids;
   for (int i = 0; i < kItems; ++i) ids.push_back(std::to_string(i));
   for (int round = 1; round <= 30 && server_->stream_count() > 1; ++round) {
     for (int i = 0; i < kItems; ++i) {
-      last[i] = backend_.Set(std::to_string(i), big + "-" + std::to_string(round));
+      last[i] =
+          backend_.Set(std::to_string(i), big + "-" + std::to_string(round));
     }
     ASSERT_TRUE(Notify(internal(), ids).ok());
     absl::SleepFor(absl::Milliseconds(50));
@@ -488,7 +507,8 @@ TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
     absl::MutexLock lock(&mu);
     return seen.empty() ? "" : seen.back().rows(0).data();
   };
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(last_name(), "before"); }));
+  ASSERT_TRUE(
+      WaitFor([&] { return absl::StrContains(last_name(), "before"); }));
 
   server_.reset();  // The replica goes away; changes keep happening.
   backend_.Set("100", "during");
@@ -504,7 +524,8 @@ TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
   absl::MutexLock lock(&mu);
   EXPECT_EQ(seen.back().version(), final_version);
   for (size_t i = 1; i < seen.size(); ++i) {
-    EXPECT_GT(seen[i].version(), seen[i - 1].version()) << "versions only increase";
+    EXPECT_GT(seen[i].version(), seen[i - 1].version())
+        << "versions only increase";
   }
 }
 
@@ -517,12 +538,14 @@ class EchoBackend : public v1::PassthroughBackend::CallbackService {
                                    v1::PassthroughResponse* response) override {
     auto* reactor = context->DefaultReactor();
     if (request->data() == "fail") {
-      reactor->Finish(grpc::Status(grpc::StatusCode::ABORTED, "backend says no"));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::ABORTED, "backend says no"));
       return reactor;
     }
     if (request->data() != "silent") {
       response->set_has_reply(true);
-      response->set_data("echo:" + request->credentials() + ":" + request->data());
+      response->set_data("echo:" + request->credentials() + ":" +
+                         request->data());
     }
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -533,12 +556,14 @@ TEST_F(ServiceTest, PassthroughForwardsWithCredentialsAndReturnsReplies) {
   EchoBackend echo;
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&echo);
   auto backend = builder.BuildAndStart();
   ServerOptions options;
   options.config = ItemsConfig(backend_.target());
-  options.config.mutable_passthrough()->set_target(absl::StrCat("127.0.0.1:", port));
+  options.config.mutable_passthrough()->set_target(
+      absl::StrCat("127.0.0.1:", port));
   options.config.mutable_passthrough()->set_timeout_ms(2000);
   Start(std::move(options));
 
@@ -564,7 +589,8 @@ TEST_F(ServiceTest, PassthroughForwardsWithCredentialsAndReturnsReplies) {
   EXPECT_EQ(err->error().code(), grpc::StatusCode::ABORTED);
   EXPECT_TRUE(absl::StrContains(err->error().message(), "backend says no"));
   for (const auto& m : s.Messages()) {
-    EXPECT_FALSE(m.has_passthrough_reply() && m.passthrough_reply().request_id() == 1);
+    EXPECT_FALSE(m.has_passthrough_reply() &&
+                 m.passthrough_reply().request_id() == 1);
   }
   server_->Shutdown(absl::Seconds(1));
   backend->Shutdown();
@@ -583,7 +609,8 @@ TEST_F(ServiceTest, DuplicateSubscribeIsIdempotent) {
   EXPECT_EQ(s.Updates("1").back().version(), v);
   int at_v = 0;
   for (const auto& u : s.Updates("1")) at_v += u.version() == v;
-  EXPECT_EQ(at_v, 1) << "one update per change, not one per duplicate subscribe";
+  EXPECT_EQ(at_v, 1)
+      << "one update per change, not one per duplicate subscribe";
 }
 
 TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {

@@ -21,9 +21,11 @@ TEST(ConfigTest, ParsesTableAndAppliesDefaults) {
   )pb");
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->entities_size(), 2);
-  EXPECT_EQ(config->entities(0).resolver().timeout_ms(), kDefaultResolverTimeoutMs);
+  EXPECT_EQ(config->entities(0).resolver().timeout_ms(),
+            kDefaultResolverTimeoutMs);
   EXPECT_EQ(config->entities(0).max_batch_keys(), kDefaultMaxBatchKeys);
-  EXPECT_EQ(config->entities(0).max_concurrent_resolves(), kDefaultMaxConcurrentResolves);
+  EXPECT_EQ(config->entities(0).max_concurrent_resolves(),
+            kDefaultMaxConcurrentResolves);
   EXPECT_EQ(config->entities(1).resolver().timeout_ms(), 500u);
   EXPECT_TRUE(config->entities(1).per_credentials());
   EXPECT_EQ(config->entities(1).max_batch_keys(), 7u);
@@ -37,7 +39,8 @@ TEST(ConfigTest, EmptyTextIsOpenMode) {
 }
 
 TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
-  auto config = ParseServerConfig("entities {\n  name: \"items\"\n  bogus: 1\n}\n");
+  auto config =
+      ParseServerConfig("entities {\n  name: \"items\"\n  bogus: 1\n}\n");
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(config.status().message().find("line 3"), std::string::npos)

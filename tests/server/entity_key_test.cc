@@ -17,9 +17,11 @@ v1::EntityKey Key(const std::string& entity, const std::string& id) {
 
 TEST(EntityKeyTest, AcceptsOrdinaryAndUnusualIds) {
   Limits limits;
-  for (const std::string& id : std::vector<std::string>{
-           "100", "with space", "a.b.c", ">", "ünïcødé ✓", std::string(1024, 'x')}) {
-    EXPECT_TRUE(ValidateKey(Key("items", id), limits, KeyUse::kNotify).ok()) << id;
+  for (const std::string& id :
+       std::vector<std::string>{"100", "with space", "a.b.c", ">", "ünïcødé ✓",
+                                std::string(1024, 'x')}) {
+    EXPECT_TRUE(ValidateKey(Key("items", id), limits, KeyUse::kNotify).ok())
+        << id;
   }
   EXPECT_TRUE(ValidateKey(Key("items", "*"), limits, KeyUse::kSubscribe).ok());
 }
@@ -33,7 +35,8 @@ TEST(EntityKeyTest, RejectsBadKeysWithPreciseMessages) {
   } cases[] = {
       {Key("", "1"), KeyUse::kSubscribe, "entity is empty"},
       {Key("items", ""), KeyUse::kSubscribe, "id is empty"},
-      {Key(std::string(65, 'e'), "1"), KeyUse::kSubscribe, "65 bytes; the limit is 64"},
+      {Key(std::string(65, 'e'), "1"), KeyUse::kSubscribe,
+       "65 bytes; the limit is 64"},
       {Key("items", std::string(1025, 'x')), KeyUse::kSubscribe, "1025 bytes"},
       {Key("it.ems", "1"), KeyUse::kSubscribe, "may contain only"},
       {Key("items/x", "1"), KeyUse::kSubscribe, "may contain only"},

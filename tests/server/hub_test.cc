@@ -26,7 +26,8 @@ class RecordingListener : public InterestListener {
   void AddInterest(const std::string& entity, const std::string& id) override {
     events.push_back("+" + entity + "/" + id);
   }
-  void RemoveInterest(const std::string& entity, const std::string& id) override {
+  void RemoveInterest(const std::string& entity,
+                      const std::string& id) override {
     events.push_back("-" + entity + "/" + id);
   }
   std::vector<std::string> events;
@@ -45,7 +46,8 @@ TEST(HubTest, InterestFollowsFirstAndLastSubscriber) {
   EXPECT_EQ(listener.events.size(), 1u) << "b still subscribes";
   EXPECT_TRUE(hub.Remove(Key("items", "1"), b.get()));
   EXPECT_FALSE(hub.Remove(Key("items", "1"), b.get()));
-  EXPECT_EQ(listener.events, std::vector<std::string>({"+items/1", "-items/1"}));
+  EXPECT_EQ(listener.events,
+            std::vector<std::string>({"+items/1", "-items/1"}));
   EXPECT_EQ(hub.key_count(), 0u);
   EXPECT_EQ(hub.subscription_count(), 0u);
 }

@@ -47,20 +47,27 @@ TEST(ValidateNotifyTest, RejectsUnknownEntityOversizedRowsAndEmptyBatch) {
   {
     v1::NotifyRequest request;
     AddChange(&request, "users", "1");
-    EXPECT_NE(ValidateNotify(request, limits, table).message().find("unknown entity 'users'"),
+    EXPECT_NE(ValidateNotify(request, limits, table)
+                  .message()
+                  .find("unknown entity 'users'"),
               std::string::npos);
   }
   {
     v1::NotifyRequest request;
-    AddChange(&request, "items", "1")->mutable_rows()->add_rows()->set_data(
-        std::string(11, 'x'));
+    AddChange(&request, "items", "1")
+        ->mutable_rows()
+        ->add_rows()
+        ->set_data(std::string(11, 'x'));
     EXPECT_NE(ValidateNotify(request, limits, table).message().find("11 bytes"),
               std::string::npos);
   }
   {
     v1::NotifyRequest request;
-    for (size_t i = 0; i <= limits.max_notify_changes; ++i) AddChange(&request, "items", "1");
-    EXPECT_NE(ValidateNotify(request, limits, table).message().find("the limit is 1000"),
+    for (size_t i = 0; i <= limits.max_notify_changes; ++i)
+      AddChange(&request, "items", "1");
+    EXPECT_NE(ValidateNotify(request, limits, table)
+                  .message()
+                  .find("the limit is 1000"),
               std::string::npos);
   }
 }

@@ -7,18 +7,19 @@
 namespace entitysync {
 namespace {
 
-OutboundMessage Update(const std::string& key, uint64_t version, size_t size = 10) {
+OutboundMessage Update(const std::string& key, uint64_t version,
+                       size_t size = 10) {
   v1::SubscribeResponse response;
   response.mutable_update()->set_version(version);
-  OutboundMessage msg = EncodeOutbound(response, OutboundMessage::Kind::kUpdate, key,
-                                       version);
+  OutboundMessage msg =
+      EncodeOutbound(response, OutboundMessage::Kind::kUpdate, key, version);
   msg.size = size;  // Sizes chosen by the test make the limits easy to read.
   return msg;
 }
 
 OutboundMessage Control(size_t size = 10) {
-  OutboundMessage msg = EncodeOutbound(v1::SubscribeResponse(),
-                                       OutboundMessage::Kind::kControl);
+  OutboundMessage msg =
+      EncodeOutbound(v1::SubscribeResponse(), OutboundMessage::Kind::kControl);
   msg.size = size;
   return msg;
 }

@@ -73,7 +73,9 @@ v1::ResolveResponse Found(const v1::ResolveRequest& request, uint64_t version,
 
 class ResolveSchedulerTest : public ::testing::Test {
  protected:
-  void SetUp() override { Build(/*per_credentials=*/false, /*max_concurrent=*/4); }
+  void SetUp() override {
+    Build(/*per_credentials=*/false, /*max_concurrent=*/4);
+  }
 
   void Build(bool per_credentials, int max_concurrent) {
     scheduler_.reset();
@@ -90,8 +92,8 @@ class ResolveSchedulerTest : public ::testing::Test {
     SchedulerOptions options;
     options.retry_initial = absl::Milliseconds(20);
     options.retry_max = absl::Milliseconds(50);
-    scheduler_ = std::make_unique<ResolveScheduler>(table_.get(), &hub_, &executor_,
-                                                    &clock_, options);
+    scheduler_ = std::make_unique<ResolveScheduler>(
+        table_.get(), &hub_, &executor_, &clock_, options);
   }
 
   void TearDown() override { scheduler_->Shutdown(absl::Seconds(1)); }
@@ -103,8 +105,8 @@ class ResolveSchedulerTest : public ::testing::Test {
     scheduler_->OnNotice(notice);
   }
 
-  std::shared_ptr<RecordingSubscriber> Subscribe(const std::string& id,
-                                                 const std::string& creds = "") {
+  std::shared_ptr<RecordingSubscriber> Subscribe(
+      const std::string& id, const std::string& creds = "") {
     auto s = std::make_shared<RecordingSubscriber>();
     hub_.Add(Key(id), s, creds);
     return s;
@@ -125,7 +127,8 @@ TEST_F(ResolveSchedulerTest, NoSubscribersNoResolve) {
   EXPECT_EQ(scheduler_->stats().notices_without_subscribers, 1u);
 }
 
-TEST_F(ResolveSchedulerTest, ManyNoticesDuringSlowResolveGiveAtMostTwoResolves) {
+TEST_F(ResolveSchedulerTest,
+       ManyNoticesDuringSlowResolveGiveAtMostTwoResolves) {
   auto a = Subscribe("1");
   auto b = Subscribe("1");
   Notice("1");
@@ -179,7 +182,8 @@ TEST_F(ResolveSchedulerTest, VersionsNeverGoBackwards) {
   Notice("1");
   ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
   auto c2 = resolver_->Take();
-  c2.done(Found(c2.request, 3, "three"));  // An out-of-date replica of the data.
+  c2.done(
+      Found(c2.request, 3, "three"));  // An out-of-date replica of the data.
   Notice("1");
   ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
   auto c3 = resolver_->Take();
@@ -222,7 +226,8 @@ TEST_F(ResolveSchedulerTest, FailureSendsStaleOnceThenRecovers) {
   auto messages = s->messages();
   ASSERT_TRUE(messages[0].has_stale()) << "one stale signal for two failures";
   EXPECT_EQ(messages[0].stale().key().id(), "1");
-  EXPECT_NE(messages[0].stale().reason().find("UNAVAILABLE"), std::string::npos);
+  EXPECT_NE(messages[0].stale().reason().find("UNAVAILABLE"),
+            std::string::npos);
   ASSERT_TRUE(messages[1].has_update());
   EXPECT_EQ(messages[1].update().version(), 7u);
   EXPECT_EQ(scheduler_->stats().resolve_failures, 2u);
@@ -302,10 +307,11 @@ TEST_F(ResolveSchedulerTest, ResyncResolvesEverySubscribedKey) {
 TEST_F(ResolveSchedulerTest, SubscribeResolvePassesCredentialsAndMapsDenial) {
   absl::Mutex mu;
   std::optional<absl::StatusOr<Snapshot>> got;
-  scheduler_->ResolveForSubscribe(Key("1"), "secret", [&](absl::StatusOr<Snapshot> s) {
-    absl::MutexLock lock(&mu);
-    got = std::move(s);
-  });
+  scheduler_->ResolveForSubscribe(Key("1"), "secret",
+                                  [&](absl::StatusOr<Snapshot> s) {
+                                    absl::MutexLock lock(&mu);
+                                    got = std::move(s);
+                                  });
   ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
   auto c = resolver_->Take();
   EXPECT_EQ(c.request.credentials(), "secret");

@@ -17,7 +17,8 @@ class RecordingSubscriber : public Subscriber {
   void Deliver(const OutboundMessage& msg) override {
     grpc::ByteBuffer copy = msg.bytes;
     v1::SubscribeResponse response;
-    grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&copy, &response);
+    grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&copy,
+                                                                  &response);
     absl::MutexLock lock(&mu_);
     raw_.push_back(msg);
     messages_.push_back(std::move(response));

@@ -28,7 +28,8 @@ class Inbox {
   std::vector<std::string> Ids() const {
     absl::MutexLock lock(&mu_);
     std::vector<std::string> ids;
-    for (const auto& n : notices_) ids.push_back(n.key().entity() + "/" + n.key().id());
+    for (const auto& n : notices_)
+      ids.push_back(n.key().entity() + "/" + n.key().id());
     return ids;
   }
   std::vector<v1::Notice> Notices() const {
@@ -138,7 +139,8 @@ TEST_P(BusConformanceTest, WildcardInterestReceivesEveryIdOfTheEntity) {
   }
   ASSERT_TRUE(f.pub->Publish(MakeNotice("users", "1")).ok());
   Flush(*f.pub, *f.sub, f.sub_inbox);
-  EXPECT_EQ(f.Received(), std::vector<std::string>({"items/1", "items/2", "items/three"}));
+  EXPECT_EQ(f.Received(),
+            std::vector<std::string>({"items/1", "items/2", "items/three"}));
 }
 
 TEST_P(BusConformanceTest, RemovedInterestStopsDelivery) {
@@ -155,14 +157,16 @@ TEST_P(BusConformanceTest, RemovedInterestStopsDelivery) {
 TEST_P(BusConformanceTest, UnusualIdsRouteOnlyToTheirOwnKey) {
   Fixture f(GetParam());
   const std::vector<std::string> ids = {
-      "with space", "a.b", "*x", ">", "a.>", "ünï ✓", std::string(512, 'z'), "tab\there"};
+      "with space",          "a.b",      "*x", ">", "a.>", "ünï ✓",
+      std::string(512, 'z'), "tab\there"};
   for (const auto& id : ids) f.sub->AddInterest("items", id);
   absl::SleepFor(absl::Milliseconds(50));
   // Near misses that a careless subject mapping would confuse.
   for (const char* other : {"a", "b", "with", "space", "a.c", "x"}) {
     ASSERT_TRUE(f.pub->Publish(MakeNotice("items", other)).ok());
   }
-  for (const auto& id : ids) ASSERT_TRUE(f.pub->Publish(MakeNotice("items", id)).ok());
+  for (const auto& id : ids)
+    ASSERT_TRUE(f.pub->Publish(MakeNotice("items", id)).ok());
   Flush(*f.pub, *f.sub, f.sub_inbox);
   std::vector<std::string> expected;
   for (const auto& id : ids) expected.push_back("items/" + id);

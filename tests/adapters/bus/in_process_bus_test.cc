@@ -7,11 +7,13 @@
 namespace entitysync::testing {
 namespace {
 
-INSTANTIATE_TEST_SUITE_P(
-    InProcess, BusConformanceTest,
-    ::testing::Values(BusFactory{"in_process", false,
-                                 [] { return std::make_unique<InProcessBus>(); }}),
-    [](const ::testing::TestParamInfo<BusFactory>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(InProcess, BusConformanceTest,
+                         ::testing::Values(BusFactory{
+                             "in_process", false,
+                             [] { return std::make_unique<InProcessBus>(); }}),
+                         [](const ::testing::TestParamInfo<BusFactory>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace entitysync::testing
