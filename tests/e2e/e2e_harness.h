@@ -17,6 +17,7 @@
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "examples/items/items_resolver.h"
 #include "examples/items/items_store.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
@@ -263,6 +264,39 @@ inline grpc::Status Notify(int internal_port,
   v1::NotifyResponse response;
   grpc::ClientContext context;
   return stub->Notify(&context, request, &response);
+}
+
+// grpc.health.v1.Health/Check for the whole server, spoken on the wire (the
+// health proto is not installed): returns 1 SERVING, 2 NOT_SERVING, or -1
+// when the call fails.
+inline int HealthStatus(int port) {
+  grpc::GenericStub stub(Channel(port));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::CompletionQueue cq;
+  grpc::ByteBuffer request(nullptr, 0);  // HealthCheckRequest{service: ""}
+  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check",
+                                    request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  if (!reply.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const auto& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  // HealthCheckResponse{status = 1}: field 1, varint.
+  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
+  return bytes.empty() ? 0 : -1;
 }
 
 }  // namespace entitysync::testing

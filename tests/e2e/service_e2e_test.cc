@@ -613,6 +613,11 @@ TEST_F(ServiceTest, DuplicateSubscribeIsIdempotent) {
       << "one update per change, not one per duplicate subscribe";
 }
 
+TEST_F(ServiceTest, HealthIsServingOnTheInternalPortUntilShutdown) {
+  EXPECT_EQ(HealthStatus(internal()), 1);
+  EXPECT_EQ(HealthStatus(pub()), 1);
+}
+
 TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {
   RawStream s(pub());
   ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
