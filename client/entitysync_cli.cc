@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "client/cli_args.h"
 #include "client/entity_key.h"
@@ -64,9 +65,18 @@ int RunSubscribe(const CliArgs& args, const sigset_t& signals) {
                  subscriber.status().ToString().c_str());
     return 1;
   }
-  // Callbacks run one at a time on the subscriber's thread.
+  // Callbacks run one at a time on the subscriber's thread. An update that
+  // matches both a key and its entity's wildcard reaches two callbacks; it is
+  // printed once.
+  absl::flat_hash_map<std::string, uint64_t> last_printed;
   const auto print = [&](const v1::Update& update) {
     if (args.count > 0 && printed.load() >= args.count) return;
+    const std::string key = EntityKeyToString(FromProto(update.key()));
+    auto [it, inserted] = last_printed.try_emplace(key, update.version());
+    if (!inserted) {
+      if (update.version() <= it->second) return;
+      it->second = update.version();
+    }
     std::printf("%s\n", UpdateToJsonLine(update).c_str());
     std::fflush(stdout);
     if (++printed == args.count) finish();

@@ -38,7 +38,9 @@ wait_for 10 grep -q "entitysync serving" "$tmp/server.log" || fail "server did n
 public=$(sed -n 's/.*public (Subscribe) on port \([0-9]*\).*/\1/p' "$tmp/server.log")
 internal=$(sed -n 's/.*internal (Notify, health) on port \([0-9]*\).*/\1/p' "$tmp/server.log")
 
-"$cli" --target="127.0.0.1:$public" subscribe --count=2 --timeout=30 items/100 \
+# items/100 and items/*: an update matching both is printed once, so three
+# lines are expected: the two snapshots and the change.
+"$cli" --target="127.0.0.1:$public" subscribe --count=3 --timeout=30 items/100 'items/*' \
   > "$tmp/updates.jsonl" 2> "$tmp/cli.log" &
 cli_pid=$!
 pids+=($cli_pid)
@@ -47,7 +49,10 @@ wait_for 10 grep -q '"id":"100"' "$tmp/updates.jsonl" || fail "no snapshot for i
 "$items" set --db="$db" --id=100 --name="Desk lamp" --notify="127.0.0.1:$internal" \
   > "$tmp/set.log" 2>&1 || fail "items set"
 version=$(sed -n 's|items/100 version \([0-9]*\)|\1|p' "$tmp/set.log")
-wait "$cli_pid" || fail "the CLI did not receive two updates"
+wait "$cli_pid" || fail "the CLI did not receive three updates"
+if [ "$(sort "$tmp/updates.jsonl" | uniq -d | wc -l)" -ne 0 ]; then
+  fail "an update was printed twice: $(cat "$tmp/updates.jsonl")"
+fi
 
 last=$(tail -1 "$tmp/updates.jsonl")
 echo "last update: $last"
