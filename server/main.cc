@@ -9,7 +9,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "adapters/bus/nats_bus.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -23,6 +25,13 @@ ABSL_FLAG(
     std::string, config, "",
     "Resolver table (text-format entitysync.v1.ServerConfig). Empty: open "
     "mode, where Notify's inline rows are pushed as they are.");
+ABSL_FLAG(std::string, bus, "inprocess",
+          "How replicas share change notices: \"inprocess\" (one replica) or "
+          "\"nats\" (any number of replicas on one NATS cluster).");
+ABSL_FLAG(std::string, nats_url, "nats://127.0.0.1:4222",
+          "With --bus=nats: comma-separated URLs of the NATS cluster.");
+ABSL_FLAG(std::string, nats_subject_prefix, "entitysync",
+          "With --bus=nats: subjects are <prefix>.<entity>.<encoded id>.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long streams get to close on SIGINT/SIGTERM.");
@@ -66,6 +75,20 @@ int Run() {
   limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   limits.max_entity_bytes = absl::GetFlag(FLAGS_max_entity_bytes);
   limits.max_notify_changes = absl::GetFlag(FLAGS_max_notify_changes);
+
+  const std::string bus = absl::GetFlag(FLAGS_bus);
+  if (bus == "nats") {
+    entitysync::NatsBusOptions nats;
+    nats.urls =
+        absl::StrSplit(absl::GetFlag(FLAGS_nats_url), ',', absl::SkipEmpty());
+    nats.subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix);
+    options.bus = entitysync::NewNatsBus(std::move(nats));
+  } else if (bus != "inprocess") {
+    Log(LogLevel::kError,
+        absl::StrCat("--bus must be \"inprocess\" or \"nats\", not \"", bus,
+                     "\""));
+    return 2;
+  }
 
   const std::string config_path = absl::GetFlag(FLAGS_config);
   if (!config_path.empty()) {

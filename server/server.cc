@@ -69,6 +69,14 @@ absl::Status EntitySyncServer::Init() {
   scheduler_ = std::make_unique<ResolveScheduler>(
       &table_, hub_.get(), executor_.get(), &clock_, options_.scheduler);
   registry_ = std::make_unique<SessionRegistry>(options_.limits.max_streams);
+  dispatcher_ = std::make_unique<NoticeDispatcher>(
+      options_.notice_queue_capacity,
+      [this](const v1::Notice& notice) { OnNotice(notice); },
+      [this] {
+        Log(LogLevel::kWarning,
+            "notice queue full: notices dropped, resyncing");
+        scheduler_->ResyncAll();
+      });
 
   SessionDeps deps;
   deps.limits = &options_.limits;
@@ -80,7 +88,7 @@ absl::Status EntitySyncServer::Init() {
   subscribe_service_ = std::make_unique<SubscribeService>(deps);
   notifier_service_ = std::make_unique<NotifierService>(
       &options_.limits, &table_, bus_.get(), origin_,
-      [this](const v1::Notice& notice) { OnNotice(notice); });
+      [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -114,8 +122,13 @@ absl::Status EntitySyncServer::Init() {
   }
   SetServing(false);
   BusHandlers handlers;
-  handlers.on_notice = [this](const v1::Notice& notice) { OnNotice(notice); };
-  handlers.on_resync = [this] { scheduler_->ResyncAll(); };
+  // Bus threads only enqueue: they must never block.
+  handlers.on_notice = [this](const v1::Notice& notice) {
+    dispatcher_->Enqueue(notice);
+  };
+  handlers.on_resync = [this] {
+    executor_->Post([this] { scheduler_->ResyncAll(); });
+  };
   handlers.on_state = [this](BusState state) {
     Log(LogLevel::kInfo, absl::StrCat("bus ", BusStateName(state)));
     SetServing(state == BusState::kConnected);
@@ -154,9 +167,10 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   public_server_->Shutdown(absl::ToChronoTime(deadline));
   internal_server_->Shutdown(absl::ToChronoTime(deadline));
+  bus_->Stop();
+  dispatcher_.reset();
   scheduler_->Shutdown(absl::Seconds(10));
   if (passthrough_) passthrough_->Drain(absl::Seconds(10));
-  bus_->Stop();
   executor_.reset();
   absl::MutexLock lock(&shutdown_mu_);
   stopped_ = true;

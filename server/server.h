@@ -21,6 +21,7 @@
 #include "server/executor.h"
 #include "server/hub.h"
 #include "server/limits.h"
+#include "server/notice_dispatcher.h"
 #include "server/resolve_scheduler.h"
 #include "server/session_registry.h"
 #include "server/version_clock.h"
@@ -38,6 +39,9 @@ struct ServerOptions {
   std::unique_ptr<Bus> bus;
   int executor_threads = 2;
   SchedulerOptions scheduler;
+  // Notices waiting for the scheduler; past it they are dropped and a resync
+  // repairs the gap.
+  size_t notice_queue_capacity = 100000;
 };
 
 class EntitySyncServer {
@@ -78,6 +82,7 @@ class EntitySyncServer {
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ResolveScheduler> scheduler_;
+  std::unique_ptr<NoticeDispatcher> dispatcher_;
   std::unique_ptr<PassthroughClient> passthrough_;
   std::unique_ptr<SessionRegistry> registry_;
   std::unique_ptr<grpc::Service> subscribe_service_;

@@ -1,9 +1,14 @@
 #include "adapters/bus/nats_bus.h"
 
+#include <atomic>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "adapters/bus/subject_token.h"
+#include "nats/nats.h"
 
 namespace entitysync {
 namespace {
@@ -29,6 +34,59 @@ absl::Status FromNats(natsStatus s, absl::string_view what) {
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
 }  // namespace
+
+class NatsBus : public Bus {
+ public:
+  explicit NatsBus(NatsBusOptions options);
+  ~NatsBus() override;
+
+  absl::Status Start(BusHandlers handlers) override;
+  absl::Status Publish(const v1::Notice& notice) override;
+  void AddInterest(const std::string& entity, const std::string& id) override;
+  void RemoveInterest(const std::string& entity,
+                      const std::string& id) override;
+  BusState state() const override { return state_.load(); }
+  void Stop() override;
+
+ private:
+  struct Interest {
+    int refs = 0;
+    // Null when the SUB could not be sent yet; retried on (re)connect.
+    natsSubscription* subscription = nullptr;
+  };
+
+  static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg,
+                        void* closure);
+  static void OnConnected(natsConnection* nc, void* closure);
+  static void OnDisconnected(natsConnection* nc, void* closure);
+  static void OnClosed(natsConnection* nc, void* closure);
+  static void OnError(natsConnection* nc, natsSubscription* sub, natsStatus err,
+                      void* closure);
+
+  void Connected();
+  void SetState(BusState state);
+  void Resync();
+  void SubscribeLocked(const std::string& subject, Interest& interest)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(interest_mu_);
+  void RetryMissingSubscriptions();
+
+  const NatsBusOptions options_;
+  std::atomic<BusState> state_{BusState::kDisconnected};
+  // Set by Start, cleared and freed by Stop.
+  std::atomic<natsConnection*> connection_{nullptr};
+
+  // Held shared while a handler runs; Stop takes it exclusively.
+  absl::Mutex handlers_mu_;
+  BusHandlers handlers_ ABSL_GUARDED_BY(handlers_mu_);
+  bool running_ ABSL_GUARDED_BY(handlers_mu_) = false;
+
+  absl::Mutex interest_mu_;
+  absl::flat_hash_map<std::string, Interest> interest_
+      ABSL_GUARDED_BY(interest_mu_);
+
+  absl::Mutex closed_mu_;
+  bool closed_ ABSL_GUARDED_BY(closed_mu_) = false;
+};
 
 NatsBus::NatsBus(NatsBusOptions options) : options_(std::move(options)) {}
 
@@ -236,6 +294,10 @@ void NatsBus::Stop() {
   }
   natsConnection_Destroy(connection);
   state_ = BusState::kDisconnected;
+}
+
+std::unique_ptr<Bus> NewNatsBus(NatsBusOptions options) {
+  return std::make_unique<NatsBus>(std::move(options));
 }
 
 }  // namespace entitysync

@@ -18,7 +18,7 @@ std::unique_ptr<Bus> MakeNatsBus() {
   NatsBusOptions options;
   options.urls = {SharedServer().url()};
   options.subject_prefix = "conformance";
-  return std::make_unique<NatsBus>(options);
+  return NewNatsBus(options);
 }
 
 INSTANTIATE_TEST_SUITE_P(Nats, BusConformanceTest,
