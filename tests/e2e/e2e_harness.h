@@ -35,8 +35,12 @@ inline std::string TempPath(const std::string& name) {
 // The items resolver over a fresh SQLite file, served on 127.0.0.1:0.
 class ItemsBackend {
  public:
-  explicit ItemsBackend(absl::Duration delay = absl::ZeroDuration()) {
-    auto store = examples::ItemsStore::Open(TempPath("items.db"));
+  // db_path empty: a new database. Several backends may share one file (one
+  // per replica, so that resolver calls can be counted per replica).
+  explicit ItemsBackend(absl::Duration delay = absl::ZeroDuration(),
+                        std::string db_path = "") {
+    if (db_path.empty()) db_path = TempPath("items.db");
+    auto store = examples::ItemsStore::Open(db_path);
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     examples::ItemsResolver::Options options;
