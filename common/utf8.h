@@ -18,6 +18,11 @@ size_t Utf8SequenceLength(absl::string_view text);
 
 bool IsValidUtf8(absl::string_view text);
 
+// The longest prefix of `text` of at most `max_bytes` that does not end in
+// the middle of a UTF-8 sequence (for cutting untrusted strings that go
+// into protobuf string fields).
+absl::string_view TruncateUtf8(absl::string_view text, size_t max_bytes);
+
 }  // namespace entitysync
 
 #endif  // ENTITYSYNC_COMMON_UTF8_H_

@@ -33,8 +33,14 @@ absl::Status ApplyTargetDefaults(v1::BackendTarget* target,
   if (target->target().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": target is empty"));
   }
-  if (target->timeout_ms() == 0)
+  if (target->timeout_ms() == 0) {
     target->set_timeout_ms(kDefaultResolverTimeoutMs);
+  }
+  if (target->timeout_ms() > kMaxBackendTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": timeout_ms ", target->timeout_ms(),
+                     " is over the limit of ", kMaxBackendTimeoutMs));
+  }
   return absl::OkStatus();
 }
 

@@ -13,6 +13,8 @@
 namespace entitysync {
 
 inline constexpr uint32_t kDefaultResolverTimeoutMs = 2000;
+// Shutdown waits for calls in flight; a bound on their deadline bounds it.
+inline constexpr uint32_t kMaxBackendTimeoutMs = 60000;
 inline constexpr uint32_t kDefaultMaxBatchKeys = 100;
 inline constexpr uint32_t kDefaultMaxConcurrentResolves = 4;
 

@@ -64,7 +64,7 @@ v1::EntityKey WildcardKey(absl::string_view entity) {
 std::string DescribeKey(const v1::EntityKey& key) {
   absl::string_view id = key.id();
   if (id.size() > 64) {
-    return absl::StrCat(key.entity(), "/", id.substr(0, 64), "...");
+    return absl::StrCat(key.entity(), "/", TruncateUtf8(id, 64), "...");
   }
   return absl::StrCat(key.entity(), "/", id);
 }

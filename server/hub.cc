@@ -100,6 +100,13 @@ bool Hub::HasSubscribers(const v1::EntityKey& key) const {
   return shard.entries.contains(wildcard);
 }
 
+bool Hub::HasExactSubscribers(const v1::EntityKey& key) const {
+  const std::string key_string = KeyString(key);
+  const Shard& shard = ShardFor(key_string);
+  absl::MutexLock lock(&shard.mu);
+  return shard.entries.contains(key_string);
+}
+
 std::vector<v1::EntityKey> Hub::Keys() const {
   std::vector<v1::EntityKey> keys;
   for (const auto& shard : shards_) {

@@ -60,6 +60,9 @@ class Hub {
   std::vector<SubscriberRef> Lookup(const v1::EntityKey& key) const;
   // True when Lookup would return anyone.
   bool HasSubscribers(const v1::EntityKey& key) const;
+  // True when the key itself (not only its entity's wildcard) has a
+  // subscriber.
+  bool HasExactSubscribers(const v1::EntityKey& key) const;
   // Every key (wildcards included) with at least one subscriber.
   std::vector<v1::EntityKey> Keys() const;
 

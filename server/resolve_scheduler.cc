@@ -5,6 +5,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/entity_key.h"
 
@@ -54,6 +55,11 @@ ResolveScheduler::ResolveScheduler(const EntityTable* table, const Hub* hub,
       options_(options) {}
 
 ResolveScheduler::~ResolveScheduler() { Shutdown(absl::Seconds(5)); }
+
+size_t ResolveScheduler::tracked_keys() const {
+  absl::MutexLock lock(&mu_);
+  return keys_.size();
+}
 
 SchedulerStats ResolveScheduler::stats() const {
   absl::MutexLock lock(&mu_);
@@ -161,7 +167,17 @@ void ResolveScheduler::ResyncAll() {
 
 void ResolveScheduler::Forget(const v1::EntityKey& key) {
   absl::MutexLock lock(&mu_);
-  MaybeEraseLocked(KeyString(key));
+  if (!IsWildcard(key)) {
+    MaybeEraseLocked(KeyString(key));
+    return;
+  }
+  // The entity's wildcard went away: its ids kept only for it go too.
+  const std::string prefix = absl::StrCat(key.entity(), "/");
+  std::vector<std::string> candidates;
+  for (const auto& [key_string, state] : keys_) {
+    if (absl::StartsWith(key_string, prefix)) candidates.push_back(key_string);
+  }
+  for (const std::string& key_string : candidates) MaybeEraseLocked(key_string);
 }
 
 void ResolveScheduler::MarkDirtyLocked(UnitState& unit,
@@ -268,7 +284,9 @@ void ResolveScheduler::OnResolved(
       Outcome outcome;
       if (!response.ok()) {
         outcome.kind =
-            response.status().code() == absl::StatusCode::kPermissionDenied
+            response.status().code() == absl::StatusCode::kPermissionDenied ||
+                    response.status().code() ==
+                        absl::StatusCode::kUnauthenticated
                 ? Outcome::Kind::kDenied
                 : Outcome::Kind::kFailed;
         outcome.reason =
@@ -457,7 +475,8 @@ void ResolveScheduler::ScheduleRetryLocked(UnitState& unit,
                          UnitState* u = FindUnitLocked(key_string, credentials);
                          if (u == nullptr) return;
                          u->retry_scheduled = false;
-                         if (!hub_->HasSubscribers(u->key)) {
+                         if (!HasSubscriberLocked(*u)) {
+                           u->dirty = false;
                            MaybeEraseLocked(key_string);
                            return;
                          }
@@ -466,17 +485,37 @@ void ResolveScheduler::ScheduleRetryLocked(UnitState& unit,
                        });
 }
 
+bool ResolveScheduler::HasSubscriberLocked(const UnitState& unit) const {
+  if (!unit.per_credentials) return hub_->HasSubscribers(unit.key);
+  for (const SubscriberRef& ref : hub_->Lookup(unit.key)) {
+    if (ref.credentials == unit.credentials) return true;
+  }
+  return false;
+}
+
 void ResolveScheduler::MaybeEraseLocked(const std::string& key_string) {
   auto it = keys_.find(key_string);
   if (it == keys_.end()) return;
-  for (const auto& [credentials, unit] : it->second.units) {
-    if (unit.queued || unit.in_flight || unit.retry_scheduled ||
-        unit.delivering || !unit.next.empty()) {
-      return;
+  KeyState& ks = it->second;
+  for (auto u = ks.units.begin(); u != ks.units.end();) {
+    const UnitState& unit = u->second;
+    const bool busy = unit.queued || unit.in_flight || unit.retry_scheduled ||
+                      unit.delivering || !unit.next.empty();
+    // A key seen only through a wildcard keeps its state (for version
+    // ordering) until the table passes max_idle_keys; a key nobody holds
+    // any more is forgotten at once.
+    const bool held = unit.per_credentials
+                          ? HasSubscriberLocked(unit)
+                          : hub_->HasExactSubscribers(unit.key) ||
+                                (hub_->HasSubscribers(unit.key) &&
+                                 keys_.size() <= options_.max_idle_keys);
+    if (busy || held) {
+      ++u;
+    } else {
+      ks.units.erase(u++);
     }
   }
-  if (hub_->HasSubscribers(it->second.units.begin()->second.key)) return;
-  keys_.erase(it);
+  if (ks.units.empty()) keys_.erase(it);
 }
 
 void ResolveScheduler::Drain(const std::string& key_string,
@@ -521,15 +560,17 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
         absl::StrCat("unknown entity '", key.entity(), "'")));
     return;
   }
+  bool stopping;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      done(absl::UnavailableError("server is shutting down"));
-      return;
-    }
-    ++calls_in_flight_;
+    stopping = stopping_;
+    if (!stopping) ++calls_in_flight_;
   }
-  const uint64_t clock_version = clock_->Next();
+  if (stopping) {
+    // Called without the lock: `done` may call back into the scheduler.
+    done(absl::UnavailableError("server is shutting down"));
+    return;
+  }
   const size_t max_row_bytes = route->config.max_row_bytes() > 0
                                    ? route->config.max_row_bytes()
                                    : options_.max_row_bytes;
@@ -540,7 +581,9 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
   const std::string key_string = KeyString(key);
   route->client->Resolve(
       request, absl::Milliseconds(route->config.resolver().timeout_ms()),
-      [this, key_string, entity = key.entity(), clock_version, max_row_bytes,
+      [this, key_string, entity = key.entity(), max_row_bytes,
+       credentials =
+           route->config.per_credentials() ? credentials : std::string(),
        done = std::move(done)](absl::StatusOr<v1::ResolveResponse> response) {
         absl::StatusOr<Snapshot> out;
         if (!response.ok()) {
@@ -565,10 +608,13 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
             snapshot.status = found->status();
             // NOT_FOUND without a version means "nothing yet": version 0, so
             // that the creation supersedes it whatever its version source.
-            snapshot.version = found->version() > 0 ? found->version()
-                               : found->status() == v1::ResolvedKey::NOT_FOUND
-                                   ? 0
-                                   : clock_version;
+            // Without a resolver version the snapshot takes the version the
+            // replica last delivered for the key (its next update is newer
+            // whatever its source: notice or clock), or 0 when there is none,
+            // so that no later version source can be shadowed by it.
+            snapshot.version = found->version() > 0
+                                   ? found->version()
+                                   : DeliveredVersion(key_string, credentials);
             snapshot.rows.assign(found->rows().begin(), found->rows().end());
             out = std::move(snapshot);
           }
@@ -576,6 +622,13 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
         done(std::move(out));
         CallFinished();
       });
+}
+
+uint64_t ResolveScheduler::DeliveredVersion(const std::string& key_string,
+                                            const std::string& credentials) {
+  absl::MutexLock lock(&mu_);
+  UnitState* unit = FindUnitLocked(key_string, credentials);
+  return unit != nullptr && unit->has_delivered ? unit->delivered_version : 0;
 }
 
 void ResolveScheduler::CallFinished() {

@@ -55,6 +55,9 @@ struct SchedulerOptions {
   size_t max_row_bytes = 1 << 20;
   absl::Duration retry_initial = absl::Milliseconds(100);
   absl::Duration retry_max = absl::Seconds(10);
+  // Keys kept only for wildcard subscribers (for version ordering) are
+  // dropped once the state table holds more keys than this.
+  size_t max_idle_keys = 100000;
 };
 
 struct SchedulerStats {
@@ -103,6 +106,8 @@ class ResolveScheduler {
   void Shutdown(absl::Duration timeout);
 
   SchedulerStats stats() const;
+  // Keys with resolve state (tests check that memory stays bounded).
+  size_t tracked_keys() const;
 
  private:
   // One pending delivery of a unit.
@@ -184,6 +189,12 @@ class ResolveScheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeEraseLocked(const std::string& key_string)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Someone still subscribes with the unit's credentials (anyone, for
+  // shared entities).
+  bool HasSubscriberLocked(const UnitState& unit) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t DeliveredVersion(const std::string& key_string,
+                            const std::string& credentials);
   // Delivers the unit's queued messages until none is left; only one thread
   // drains a unit at a time.
   void Drain(const std::string& key_string, const std::string& credentials);

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -158,22 +159,36 @@ void EntitySyncServer::SetServing(bool serving) {
 void EntitySyncServer::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&shutdown_mu_);
-    if (shut_down_ || !public_server_) return;
+    if (shut_down_) return;
     shut_down_ = true;
   }
+  // Every step checks its part: Shutdown also runs after a failed Init.
   SetServing(false);
-  registry_->CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                   "server is shutting down; reconnect"));
+  if (registry_) {
+    registry_->CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                     "server is shutting down; reconnect"));
+  }
   const absl::Time deadline = absl::Now() + grace;
-  public_server_->Shutdown(absl::ToChronoTime(deadline));
-  internal_server_->Shutdown(absl::ToChronoTime(deadline));
-  bus_->Stop();
+  for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
+    if (server != nullptr) server->Shutdown(absl::ToChronoTime(deadline));
+  }
+  if (bus_) bus_->Stop();
   dispatcher_.reset();
-  scheduler_->Shutdown(absl::Seconds(10));
-  if (passthrough_) passthrough_->Drain(absl::Seconds(10));
+  // Resolver and pass-through calls end by their deadline at the latest.
+  const absl::Duration calls = MaxBackendTimeout() + absl::Seconds(1);
+  if (scheduler_) scheduler_->Shutdown(calls);
+  if (passthrough_) passthrough_->Drain(calls);
   executor_.reset();
   absl::MutexLock lock(&shutdown_mu_);
   stopped_ = true;
+}
+
+absl::Duration EntitySyncServer::MaxBackendTimeout() const {
+  uint32_t ms = options_.config.passthrough().timeout_ms();
+  for (const v1::EntityConfig& entity : options_.config.entities()) {
+    ms = std::max(ms, entity.resolver().timeout_ms());
+  }
+  return absl::Milliseconds(ms);
 }
 
 void EntitySyncServer::Wait() {

@@ -71,6 +71,7 @@ class EntitySyncServer {
   absl::Status Init();
   void OnNotice(const v1::Notice& notice);
   void SetServing(bool serving);
+  absl::Duration MaxBackendTimeout() const;
 
   ServerOptions options_;
   std::string origin_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/utf8.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/entity_key.h"
 
@@ -170,15 +171,17 @@ void Session::HandleSubscribe(uint64_t request_id,
                       &key);
       return;
     }
+    // A repeated subscribe keeps last_version: versions never go back.
     Subscription& sub = subscriptions_[key_string];
     sub.key = key;
     sub.pending = true;
     sub.generation = generation = ++next_generation_;
-    sub.held.reset();
+    sub.held.clear();
+    sub.held_bytes = 0;
     credentials = credentials_;
+    // Registered before the resolve so that no change during it is missed.
+    deps_.hub->Add(key, shared_from_this(), credentials);
   }
-  // Registered before the resolve so that no change during it is missed.
-  deps_.hub->Add(key, shared_from_this(), credentials);
   if (deps_.table->open_mode()) {
     Snapshot none;
     none.version = 0;
@@ -212,6 +215,7 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
     }
     if (!snapshot.ok()) {
       subscriptions_.erase(it);
+      RemoveFromHubLocked(key);
       PushErrorLocked(request_id, snapshot.status(), &key);
     } else {
       Subscription& sub = it->second;
@@ -221,10 +225,14 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
       *subscribed.mutable_subscribed()->mutable_key() = key;
       PushLocked(Control(subscribed));
       const uint64_t known = subscribe.known_version();
-      sub.last_version = std::max(known, snapshot->version);
-      // known_version 0 means "nothing known": always send the snapshot.
-      if (!subscribe.skip_snapshot() &&
-          (known == 0 || known < snapshot->version)) {
+      const uint64_t previous = sub.last_version;
+      sub.last_version = std::max({known, previous, snapshot->version});
+      // known_version 0 means "nothing known": send the snapshot, unless
+      // this stream already had a newer or equal version of the key.
+      const bool newer_than_known = known == 0 || known < snapshot->version;
+      const bool newer_than_sent =
+          previous == 0 || previous < snapshot->version;
+      if (!subscribe.skip_snapshot() && newer_than_known && newer_than_sent) {
         v1::SubscribeResponse response;
         v1::Update* update = response.mutable_update();
         *update->mutable_key() = key;
@@ -238,19 +246,23 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
         PushLocked(EncodeOutbound(response, OutboundMessage::Kind::kUpdate,
                                   key_string, snapshot->version));
       }
-      // A change that arrived while the snapshot was being resolved.
-      if (sub.held.has_value()) {
-        OutboundMessage held = std::move(*sub.held);
-        sub.held.reset();
-        if (held.version > sub.last_version) {
+      // Changes that arrived while the snapshot was being resolved: for the
+      // key itself only when newer; for a wildcard's ids, all (the scheduler
+      // ordered them per key).
+      for (auto& [held_key, held] : sub.held) {
+        if (held_key != key_string) {
+          PushLocked(std::move(held));
+        } else if (held.version > sub.last_version) {
           sub.last_version = held.version;
           PushLocked(std::move(held));
         }
       }
+      sub.held.clear();
+      sub.held_bytes = 0;
       return;
     }
   }
-  ReleaseKey(key);
+  ForgetIfUnused(key);
 }
 
 void Session::HandleUnsubscribe(uint64_t request_id,
@@ -280,6 +292,7 @@ void Session::HandleUnsubscribe(uint64_t request_id,
       return;
     }
     subscriptions_.erase(it);
+    RemoveFromHubLocked(key);
     // No rows for the key after `unsubscribed`: drop what is still queued.
     if (IsWildcard(key)) {
       const std::string prefix = absl::StrCat(key.entity(), "/");
@@ -298,7 +311,7 @@ void Session::HandleUnsubscribe(uint64_t request_id,
     *response.mutable_unsubscribed()->mutable_key() = key;
     PushLocked(Control(response));
   }
-  ReleaseKey(key);
+  ForgetIfUnused(key);
 }
 
 void Session::HandleAuthenticate(uint64_t request_id,
@@ -384,10 +397,7 @@ void Session::Deliver(const OutboundMessage& msg) {
     if (it != subscriptions_.end()) {
       Subscription& sub = it->second;
       if (sub.pending) {
-        if (msg.kind == OutboundMessage::Kind::kUpdate &&
-            (!sub.held.has_value() || sub.held->version < msg.version)) {
-          sub.held = msg;
-        }
+        if (msg.kind == OutboundMessage::Kind::kUpdate) HoldLocked(sub, msg);
         return;
       }
       if (msg.kind == OutboundMessage::Kind::kUpdate) {
@@ -400,6 +410,7 @@ void Session::Deliver(const OutboundMessage& msg) {
         revoked = true;
         revoked_key = sub.key;
         subscriptions_.erase(it);
+        RemoveFromHubLocked(revoked_key);
         queue_.DropKeys(
             [&](absl::string_view ks) { return ks == msg.key_string; });
       }
@@ -407,8 +418,14 @@ void Session::Deliver(const OutboundMessage& msg) {
       // Through a wildcard; the scheduler delivers each key in order.
       auto w = subscriptions_.find(
           KeyString(WildcardKey(EntityOfKeyString(msg.key_string))));
-      if (w == subscriptions_.end() || w->second.pending ||
+      if (w == subscriptions_.end() ||
           msg.kind == OutboundMessage::Kind::kRevoked) {
+        return;
+      }
+      if (w->second.pending) {
+        if (msg.kind == OutboundMessage::Kind::kUpdate) {
+          HoldLocked(w->second, msg);
+        }
         return;
       }
     }
@@ -421,14 +438,31 @@ void Session::Deliver(const OutboundMessage& msg) {
       PushLocked(msg);
     }
   }
-  if (revoked) ReleaseKey(revoked_key);
+  if (revoked) ForgetIfUnused(revoked_key);
   Pump();
 }
 
-void Session::ReleaseKey(const v1::EntityKey& key) {
-  if (deps_.hub->Remove(key, this) && !deps_.hub->HasSubscribers(key)) {
-    deps_.scheduler->Forget(key);
+void Session::HoldLocked(Subscription& sub, const OutboundMessage& msg) {
+  auto [it, inserted] = sub.held.try_emplace(msg.key_string, msg);
+  if (!inserted) {
+    if (it->second.version >= msg.version) return;
+    sub.held_bytes -= it->second.size;
+    it->second = msg;
   }
+  sub.held_bytes += msg.size;
+  if (sub.held_bytes > deps_.limits->max_outbound_queue_bytes) {
+    CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             "too many changes while subscribing; reconnect"),
+                /*cancel_write=*/true);
+  }
+}
+
+void Session::RemoveFromHubLocked(const v1::EntityKey& key) {
+  deps_.hub->Remove(key, this);
+}
+
+void Session::ForgetIfUnused(const v1::EntityKey& key) {
+  if (!deps_.hub->HasSubscribers(key)) deps_.scheduler->Forget(key);
 }
 
 void Session::PushLocked(OutboundMessage msg) {
@@ -451,10 +485,12 @@ void Session::PushErrorLocked(uint64_t request_id, const absl::Status& status,
   error->set_code(static_cast<int>(status.code()));
   error->set_message(std::string(status.message()));
   if (key != nullptr) {
-    error->mutable_key()->set_entity(
-        key->entity().substr(0, deps_.limits->max_entity_bytes));
+    // Echoed keys are cut to the limits on a character boundary: the
+    // answer must stay valid UTF-8 whatever the client sent.
+    error->mutable_key()->set_entity(std::string(
+        TruncateUtf8(key->entity(), deps_.limits->max_entity_bytes)));
     error->mutable_key()->set_id(
-        key->id().substr(0, deps_.limits->max_id_bytes));
+        std::string(TruncateUtf8(key->id(), deps_.limits->max_id_bytes)));
   }
   PushLocked(Control(response));
 }
@@ -477,31 +513,39 @@ void Session::CloseLocked(const grpc::Status& status, bool cancel_write) {
 
 void Session::Pump() {
   bool cancel = false;
-  bool finish = false;
-  grpc::Status finish_status;
-  bool write = false;
   {
     absl::MutexLock lock(&mu_);
     if (finish_called_) return;
     if (cancel_requested_) {
       cancel_requested_ = false;
       cancel = true;
+      ++stream_ops_;
     }
-    if (!write_in_flight_) {
-      if (closing_) {
-        finish_called_ = true;
-        finish = true;
-        finish_status = close_status_;
-      } else if (std::optional<OutboundMessage> next = queue_.Pop()) {
-        write_buffer_ = std::move(next->bytes);
-        write_in_flight_ = true;
-        write_started_ = absl::Now();
-        write = true;
-      }
+  }
+  if (cancel) {
+    // The stuck write fails; OnWriteDone then lets Finish run.
+    context_->TryCancel();
+    absl::MutexLock lock(&mu_);
+    --stream_ops_;
+  }
+  bool finish = false;
+  grpc::Status finish_status;
+  bool write = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finish_called_ || write_in_flight_ || stream_ops_ > 0) return;
+    if (closing_) {
+      finish_called_ = true;
+      finish = true;
+      finish_status = close_status_;
+    } else if (std::optional<OutboundMessage> next = queue_.Pop()) {
+      write_buffer_ = std::move(next->bytes);
+      write_in_flight_ = true;
+      write_started_ = absl::Now();
+      write = true;
     }
   }
   // The stream is touched with no lock held.
-  if (cancel) context_->TryCancel();
   if (finish) Finish(finish_status);
   if (write) StartWrite(&write_buffer_);
 }
@@ -536,11 +580,14 @@ void Session::OnDone() {
   {
     absl::MutexLock lock(&mu_);
     done_ = true;
-    for (auto& [key_string, sub] : subscriptions_) keys.push_back(sub.key);
+    for (auto& [key_string, sub] : subscriptions_) {
+      keys.push_back(sub.key);
+      RemoveFromHubLocked(sub.key);
+    }
     subscriptions_.clear();
     queue_.Clear();
   }
-  for (const v1::EntityKey& key : keys) ReleaseKey(key);
+  for (const v1::EntityKey& key : keys) ForgetIfUnused(key);
   deps_.registry->Remove(this);
   // May destroy this session; nothing may touch it afterwards.
   std::shared_ptr<Session> self = std::move(self_);

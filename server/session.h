@@ -73,11 +73,13 @@ class Session
   struct Subscription {
     v1::EntityKey key;
     // Waiting for the subscribe-time resolve (authorization + snapshot):
-    // deliveries are held back, the newest one kept in `held`.
+    // deliveries are held back, the newest per key (one key, or every id of
+    // a wildcard's entity), and released after the snapshot.
     bool pending = true;
     uint64_t generation = 0;
     uint64_t last_version = 0;
-    std::optional<OutboundMessage> held;
+    absl::flat_hash_map<std::string, OutboundMessage> held;
+    size_t held_bytes = 0;
   };
 
   void OnReadDone(bool ok) override;
@@ -96,8 +98,15 @@ class Session
   void OnSnapshot(const std::string& key_string, uint64_t generation,
                   uint64_t request_id, const v1::Subscribe& subscribe,
                   absl::StatusOr<Snapshot> snapshot);
-  // The key no longer has this subscriber: tell the hub and the scheduler.
-  void ReleaseKey(const v1::EntityKey& key);
+  // Unregisters the key from the hub while mu_ is held, so that a
+  // concurrent re-subscribe cannot be unregistered by a stale release.
+  void RemoveFromHubLocked(const v1::EntityKey& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After RemoveFromHubLocked, with no lock held: lets the scheduler drop
+  // the key's state when nobody else holds it.
+  void ForgetIfUnused(const v1::EntityKey& key);
+  void HoldLocked(Subscription& sub, const OutboundMessage& msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   bool TakeRateToken() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushLocked(OutboundMessage msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -132,6 +141,9 @@ class Session
   grpc::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  // TryCancel calls running without the lock; Finish waits for them (the
+  // context is freed once the call is done).
+  int stream_ops_ ABSL_GUARDED_BY(mu_) = 0;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   size_t passthrough_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_tokens_ ABSL_GUARDED_BY(mu_);

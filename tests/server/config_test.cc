@@ -61,6 +61,8 @@ TEST(ConfigTest, SemanticErrorsNameTheEntry) {
       {R"(entities { name: "a" })", "no resolver"},
       {R"(entities { name: "a" resolver { } })", "target is empty"},
       {R"(passthrough { timeout_ms: 5 })", "passthrough: target is empty"},
+      {R"(entities { name: "a" resolver { target: "x" timeout_ms: 60001 } })",
+       "over the limit of 60000"},
   };
   for (const Case& c : cases) {
     auto config = ParseServerConfig(c.text);
