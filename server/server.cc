@@ -97,6 +97,8 @@ absl::Status EntitySyncServer::Init() {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.public_address,
                              grpc::InsecureServerCredentials(), &public_port_);
+    // A port in use is an error, not a port silently shared (SO_REUSEPORT).
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(subscribe_service_.get());
@@ -111,6 +113,8 @@ absl::Status EntitySyncServer::Init() {
     builder.AddListeningPort(options_.internal_address,
                              grpc::InsecureServerCredentials(),
                              &internal_port_);
+    // A port in use is an error, not a port silently shared (SO_REUSEPORT).
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(notifier_service_.get());

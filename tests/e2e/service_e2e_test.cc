@@ -613,6 +613,135 @@ TEST_F(ServiceTest, DuplicateSubscribeIsIdempotent) {
       << "one update per change, not one per duplicate subscribe";
 }
 
+// A resolver for "items" whose subscribe-time calls wait at a gate, and
+// whose rows and versions the test sets. Sync service: blocking is fine in a
+// test backend.
+class GatedResolver : public v1::Resolver::Service {
+ public:
+  grpc::Status Resolve(grpc::ServerContext*, const v1::ResolveRequest* request,
+                       v1::ResolveResponse* response) override {
+    if (request->reason() == v1::ResolveRequest::SUBSCRIBE) {
+      absl::MutexLock lock(&mu_);
+      ++waiting_;
+      mu_.Await(absl::Condition(&open_));
+      --waiting_;
+    }
+    absl::MutexLock lock(&mu_);
+    for (const v1::EntityKey& key : request->keys()) {
+      v1::ResolvedKey* r = response->add_results();
+      *r->mutable_key() = key;
+      r->set_version(version_);
+      r->add_rows()->set_data(absl::StrCat(key.id(), ":", data_));
+    }
+    return grpc::Status::OK;
+  }
+  void Set(uint64_t version, const std::string& data) {
+    absl::MutexLock lock(&mu_);
+    version_ = version;
+    data_ = data;
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  int waiting() {
+    absl::MutexLock lock(&mu_);
+    return waiting_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool open_ = false;
+  int waiting_ = 0;
+  uint64_t version_ = 1;
+  std::string data_ = "initial";
+};
+
+class GatedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&resolver_);
+    backend_ = builder.BuildAndStart();
+    ServerOptions options;
+    options.config = ItemsConfig(absl::StrCat("127.0.0.1:", port_));
+    options.public_address = "127.0.0.1:0";
+    options.internal_address = "127.0.0.1:0";
+    server_ = StartServer(std::move(options));
+  }
+  void TearDown() override {
+    resolver_.Open();
+    server_.reset();
+    backend_->Shutdown();
+  }
+  GatedResolver resolver_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> backend_;
+  std::unique_ptr<EntitySyncServer> server_;
+};
+
+TEST_F(GatedTest, WildcardKeepsChangesMadeWhileItSubscribes) {
+  RawStream s(server_->public_port());
+  const uint64_t rid = s.Subscribe("items", "*");
+  ASSERT_TRUE(WaitFor([&] { return resolver_.waiting() == 1; }));
+  // The wildcard's snapshot is being resolved; item 7 changes meanwhile.
+  resolver_.Set(2, "changed");
+  ASSERT_TRUE(Notify(server_->internal_port(), {"7"}).ok());
+  absl::SleepFor(absl::Milliseconds(200));  // The change is resolved first.
+  resolver_.Open();
+  ASSERT_TRUE(s.AwaitSubscribed(rid));
+  auto update = s.AwaitUpdate("7", 2);
+  ASSERT_TRUE(update) << "the change made while subscribing is not lost";
+  EXPECT_EQ(update->rows(0).data(), "7:changed");
+}
+
+TEST_F(GatedTest, UnversionedResolverWithNotifyVersionsKeepsUpdating) {
+  resolver_.Open();
+  resolver_.Set(/*version=*/0, "v0");  // The resolver does not version.
+  RawStream s(server_->public_port());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  ASSERT_TRUE(s.AwaitUpdate("1"));
+  auto stub = v1::Notifier::NewStub(Channel(server_->internal_port()));
+  for (uint64_t version : {6, 7}) {
+    resolver_.Set(0, absl::StrCat("v", version));
+    v1::NotifyRequest request;
+    v1::Change* change = request.add_changes();
+    change->mutable_key()->set_entity("items");
+    change->mutable_key()->set_id("1");
+    change->set_version(version);
+    v1::NotifyResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Notify(&context, request, &response).ok());
+    auto update = s.AwaitUpdate("1", version);
+    ASSERT_TRUE(update) << "notice version " << version << " is delivered";
+    EXPECT_EQ(update->rows(0).data(), absl::StrCat("1:v", version));
+  }
+}
+
+TEST_F(ServiceTest, StartFailsCleanlyWhenThePortIsTaken) {
+  ServerOptions options;
+  options.config = ItemsConfig(backend_.target());
+  options.public_address = "127.0.0.1:0";
+  options.internal_address = absl::StrCat("127.0.0.1:", internal());
+  auto second = EntitySyncServer::Start(std::move(options));
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(absl::StrContains(second.status().message(), "cannot listen"))
+      << second.status();
+}
+
+TEST_F(ServiceTest, ErrorsEchoingLongMultibyteKeysStayValidUtf8) {
+  RawStream s(pub());
+  std::string id;
+  for (int i = 0; i < 30; ++i) id += "\xe2\x82\xac";  // "€" x 30, 90 bytes.
+  auto err = s.AwaitError(s.Unsubscribe("items", id));
+  ASSERT_TRUE(err) << "the answer parses (valid UTF-8)";
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::NOT_FOUND);
+  // The stream survives.
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "ok")));
+}
+
 TEST_F(ServiceTest, HealthIsServingOnTheInternalPortUntilShutdown) {
   EXPECT_EQ(HealthStatus(internal()), 1);
   EXPECT_EQ(HealthStatus(pub()), 1);

@@ -325,5 +325,72 @@ TEST_F(ResolveSchedulerTest, SubscribeResolvePassesCredentialsAndMapsDenial) {
   EXPECT_EQ(got->status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(ResolveSchedulerTest, UnversionedSnapshotDoesNotShadowNoticeVersions) {
+  auto s = Subscribe("1");
+  auto snapshot_version = [&]() -> uint64_t {
+    absl::Mutex mu;
+    std::optional<absl::StatusOr<Snapshot>> got;
+    scheduler_->ResolveForSubscribe(Key("1"), "",
+                                    [&](absl::StatusOr<Snapshot> snap) {
+                                      absl::MutexLock lock(&mu);
+                                      got = std::move(snap);
+                                    });
+    EXPECT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
+    auto c = resolver_->Take();
+    c.done(Found(c.request, /*version=*/0, "rows"));
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(got.has_value() && got->ok());
+    return got.has_value() && got->ok() ? (*got)->version : 999;
+  };
+  // Nothing delivered yet: version 0, which any later version supersedes
+  // (a replica clock value here would hide notice version 6 below).
+  EXPECT_EQ(snapshot_version(), 0u);
+  Notice("1", /*version=*/6);
+  ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
+  auto c = resolver_->Take();
+  c.done(Found(c.request, /*version=*/0, "changed"));
+  ASSERT_TRUE(WaitFor([&] { return s->updates().size() == 1; }));
+  EXPECT_EQ(s->updates()[0].version(), 6u) << "the notice's version";
+  EXPECT_EQ(snapshot_version(), 6u) << "later snapshots use what was delivered";
+}
+
+TEST_F(ResolveSchedulerTest, WildcardOnlyKeysAreForgottenWithTheWildcard) {
+  auto wild = std::make_shared<RecordingSubscriber>();
+  hub_.Add(Key("*"), wild, "");
+  for (int i = 0; i < 1000; ++i) {
+    v1::Notice notice;
+    *notice.mutable_key() = Key(std::to_string(i));
+    notice.set_version(1);
+    notice.mutable_rows()->add_rows()->set_data("x");
+    scheduler_->OnNotice(notice);
+  }
+  EXPECT_EQ(wild->updates().size(), 1000u);
+  EXPECT_GE(scheduler_->tracked_keys(), 1000u) << "kept for version ordering";
+  hub_.Remove(Key("*"), wild.get());
+  scheduler_->Forget(Key("*"));
+  EXPECT_EQ(scheduler_->tracked_keys(), 0u) << "state bounded once it leaves";
+}
+
+TEST_F(ResolveSchedulerTest, NoRetriesForACredentialThatLeft) {
+  Build(/*per_credentials=*/true, 4);
+  auto alice = Subscribe("1", "alice");
+  auto bob = Subscribe("1", "bob");
+  Notice("1");
+  ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 2; }));
+  hub_.Remove(Key("1"), alice.get());
+  for (int i = 0; i < 2; ++i) {
+    auto c = resolver_->Take();
+    if (c.request.credentials() == "alice") {
+      c.done(absl::UnavailableError("down"));
+    } else {
+      c.done(Found(c.request, 1, "bob's view"));
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // Many retry periods.
+  EXPECT_EQ(resolver_->total(), 2)
+      << "alice's key is not retried after she left";
+  ASSERT_EQ(bob->updates().size(), 1u);
+}
+
 }  // namespace
 }  // namespace entitysync
