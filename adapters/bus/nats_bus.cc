@@ -126,7 +126,7 @@ absl::Status NatsBus::Start(BusHandlers handlers) {
   }
   if (s == NATS_OK)
     s = natsOptions_SetMaxPingsOut(opts, options_.max_pings_out);
-  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, options_.send_asap);
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(opts, &OnDisconnected, this);

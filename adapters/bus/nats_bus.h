@@ -49,6 +49,9 @@ struct NatsBusOptions {
   // consumer, which triggers a resync.
   int pending_messages_limit = 65536;
   int pending_bytes_limit = 64 << 20;
+  // Flush every publish at once instead of letting cnats batch writes (see
+  // ARCHITECTURE.md for the measured difference).
+  bool send_asap = true;
 };
 
 // A NatsBus (see above). Start it with Bus::Start.
