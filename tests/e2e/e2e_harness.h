@@ -12,8 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/subscriber.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "examples/items/items_resolver.h"
 #include "examples/items/items_store.h"
@@ -269,6 +271,50 @@ inline grpc::Status Notify(int internal_port,
   grpc::ClientContext context;
   return stub->Notify(&context, request, &response);
 }
+
+// The real client library subscribed to one key, recording every update its
+// callback sees (fast reconnects for tests).
+class RecordingClient {
+ public:
+  RecordingClient(std::vector<int> ports, const client::EntityKey& key) {
+    client::SubscriberOptions options;
+    for (int port : ports)
+      options.targets.push_back(absl::StrCat("127.0.0.1:", port));
+    options.backoff_initial = absl::Milliseconds(20);
+    options.backoff_max = absl::Milliseconds(200);
+    auto subscriber = client::Subscriber::Create(options);
+    EXPECT_TRUE(subscriber.ok()) << subscriber.status();
+    subscriber_ = *std::move(subscriber);
+    EXPECT_TRUE(subscriber_
+                    ->Subscribe(key,
+                                [this](const v1::Update& u) {
+                                  absl::MutexLock lock(&mu_);
+                                  seen_.push_back(u);
+                                })
+                    .ok());
+  }
+  std::vector<v1::Update> seen() const {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+  // The first row of the newest update, "" before any.
+  std::string last_row() const {
+    absl::MutexLock lock(&mu_);
+    return seen_.empty() || seen_.back().rows_size() == 0
+               ? ""
+               : seen_.back().rows(0).data();
+  }
+  bool AwaitRowContaining(const std::string& text,
+                          absl::Duration timeout = absl::Seconds(20)) const {
+    return WaitFor([&] { return absl::StrContains(last_row(), text); },
+                   timeout);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<v1::Update> seen_;
+  std::unique_ptr<client::Subscriber> subscriber_;
+};
 
 // grpc.health.v1.Health/Check for the whole server, spoken on the wire (the
 // health proto is not installed): returns 1 SERVING, 2 NOT_SERVING, or -1

@@ -488,27 +488,8 @@ TEST_F(ServiceTest, StreamThatStopsReadingIsClosedWhileOthersKeepReceiving) {
 TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
   backend_.Set("100", "before");
   const int public_port = pub();
-  client::SubscriberOptions options;
-  options.targets = {absl::StrCat("127.0.0.1:", public_port)};
-  options.backoff_initial = absl::Milliseconds(20);
-  options.backoff_max = absl::Milliseconds(200);
-  auto subscriber = client::Subscriber::Create(options);
-  ASSERT_TRUE(subscriber.ok()) << subscriber.status();
-  absl::Mutex mu;
-  std::vector<v1::Update> seen;
-  ASSERT_TRUE((*subscriber)
-                  ->Subscribe({"items", "100"},
-                              [&](const v1::Update& u) {
-                                absl::MutexLock lock(&mu);
-                                seen.push_back(u);
-                              })
-                  .ok());
-  auto last_name = [&]() -> std::string {
-    absl::MutexLock lock(&mu);
-    return seen.empty() ? "" : seen.back().rows(0).data();
-  };
-  ASSERT_TRUE(
-      WaitFor([&] { return absl::StrContains(last_name(), "before"); }));
+  RecordingClient client({public_port}, {"items", "100"});
+  ASSERT_TRUE(client.AwaitRowContaining("before"));
 
   server_.reset();  // The replica goes away; changes keep happening.
   backend_.Set("100", "during");
@@ -519,9 +500,8 @@ TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {
   restarted.internal_address = "127.0.0.1:0";
   server_ = StartServer(std::move(restarted));
   ASSERT_NE(server_, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(last_name(), "after"); },
-                      absl::Seconds(20)));
-  absl::MutexLock lock(&mu);
+  ASSERT_TRUE(client.AwaitRowContaining("after"));
+  const std::vector<v1::Update> seen = client.seen();
   EXPECT_EQ(seen.back().version(), final_version);
   for (size_t i = 1; i < seen.size(); ++i) {
     EXPECT_GT(seen[i].version(), seen[i - 1].version())

@@ -259,35 +259,14 @@ TEST_F(ReplicasTest, ClientMovesToAnotherReplicaAfterSigkill) {
            HealthStatus(internal_ports[1]) == 1;
   }));
   backend(0).Set("100", "before");
-  client::SubscriberOptions options;
-  options.targets = {absl::StrCat("127.0.0.1:", public_ports[0]),
-                     absl::StrCat("127.0.0.1:", public_ports[1])};
-  options.backoff_initial = absl::Milliseconds(20);
-  options.backoff_max = absl::Milliseconds(200);
-  auto subscriber = client::Subscriber::Create(options);
-  ASSERT_TRUE(subscriber.ok());
-  absl::Mutex mu;
-  std::vector<v1::Update> seen;
-  ASSERT_TRUE((*subscriber)
-                  ->Subscribe({"items", "100"},
-                              [&](const v1::Update& u) {
-                                absl::MutexLock lock(&mu);
-                                seen.push_back(u);
-                              })
-                  .ok());
-  auto last = [&]() -> std::string {
-    absl::MutexLock lock(&mu);
-    return seen.empty() ? "" : seen.back().rows(0).data();
-  };
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(last(), "before"); }));
+  RecordingClient client(public_ports, {"items", "100"});
+  ASSERT_TRUE(client.AwaitRowContaining("before"));
 
   processes[0]->Kill();  // The first target, where the client is connected.
   const uint64_t v = backend(0).Set("100", "after the kill");
   ASSERT_TRUE(Notify(internal_ports[1], {"100"}).ok());
-  ASSERT_TRUE(
-      WaitFor([&] { return absl::StrContains(last(), "after the kill"); },
-              absl::Seconds(20)));
-  absl::MutexLock lock(&mu);
+  ASSERT_TRUE(client.AwaitRowContaining("after the kill"));
+  const std::vector<v1::Update> seen = client.seen();
   EXPECT_EQ(seen.back().version(), v);
   for (size_t i = 1; i < seen.size(); ++i) {
     EXPECT_GT(seen[i].version(), seen[i - 1].version());
