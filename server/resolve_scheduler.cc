@@ -1,6 +1,7 @@
 #include "server/resolve_scheduler.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -12,15 +13,17 @@
 namespace entitysync {
 namespace {
 
+// Identifies rows for "unchanged" checks without copying them: each row's
+// bytes and content type are folded into a running hash.
 uint64_t Fingerprint(const v1::ResolvedKey& result) {
-  std::string buf;
-  absl::StrAppend(&buf,
-                  result.status() == v1::ResolvedKey::NOT_FOUND ? "R" : "F");
+  size_t hash =
+      absl::Hash<bool>{}(result.status() == v1::ResolvedKey::NOT_FOUND);
   for (const v1::Row& row : result.rows()) {
-    absl::StrAppend(&buf, row.data().size(), ":", row.data(),
-                    row.content_type().size(), ":", row.content_type());
+    hash =
+        absl::Hash<std::tuple<size_t, absl::string_view, absl::string_view>>{}(
+            {hash, row.data(), row.content_type()});
   }
-  return absl::Hash<std::string>{}(buf);
+  return hash;
 }
 
 absl::Status SubscribeResolveError(const std::string& entity,
