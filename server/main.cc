@@ -33,8 +33,23 @@ ABSL_FLAG(std::string, nats_url, "nats://127.0.0.1:4222",
 ABSL_FLAG(std::string, nats_subject_prefix, "entitysync",
           "With --bus=nats: subjects are <prefix>.<entity>.<encoded id>.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "How long streams get to close on SIGINT/SIGTERM.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGINT/SIGTERM: how long clients get to move to another replica "
+          "after `goaway` before the remaining streams are closed. Keep "
+          "Kubernetes' terminationGracePeriodSeconds above it.");
+ABSL_FLAG(absl::Duration, goaway_reconnect_within, absl::Seconds(2),
+          "Draining clients reconnect after a random delay up to this.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(30),
+          "Connections older than this are closed (after the grace) so that "
+          "load rebalances after scale-out.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Seconds(30),
+          "Time a connection past its maximum age gets before it is closed.");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+          "Idle connections are pinged this often to find dead clients.");
+ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
+          "Clients may send keepalive pings at most this often.");
+ABSL_FLAG(int, max_concurrent_streams, 100,
+          "Concurrent streams per HTTP/2 connection.");
 ABSL_FLAG(int, executor_threads, 2,
           "Threads for resolve batching and retries.");
 ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
@@ -63,6 +78,15 @@ int Run() {
   options.public_address = absl::GetFlag(FLAGS_public_address);
   options.internal_address = absl::GetFlag(FLAGS_internal_address);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  options.goaway_reconnect_within =
+      absl::GetFlag(FLAGS_goaway_reconnect_within);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.max_connection_age_grace =
+      absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  options.min_client_ping_interval =
+      absl::GetFlag(FLAGS_min_client_ping_interval);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   entitysync::Limits& limits = options.limits;
   limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   limits.max_subscriptions_per_stream =
@@ -129,8 +153,8 @@ int Run() {
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
-    (*server)->Shutdown(grace);
+    Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": draining"));
+    (*server)->Drain(grace);
   });
   (*server)->Wait();
   signal_thread.join();

@@ -97,6 +97,23 @@ absl::Status EntitySyncServer::Init() {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.public_address,
                              grpc::InsecureServerCredentials(), &public_port_);
+    const auto ms = [](absl::Duration d) {
+      return static_cast<int>(absl::ToInt64Milliseconds(d));
+    };
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ms(options_.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(options_.max_connection_age_grace));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                               ms(options_.keepalive_time));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                               ms(options_.keepalive_timeout));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(
+        GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        ms(options_.min_client_ping_interval));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               options_.max_concurrent_streams);
     // A port in use is an error, not a port silently shared (SO_REUSEPORT).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
@@ -158,6 +175,22 @@ void EntitySyncServer::SetServing(bool serving) {
       server->GetHealthCheckService()->SetServingStatus(serving);
     }
   }
+}
+
+void EntitySyncServer::Drain(absl::Duration grace) {
+  const absl::Time deadline = absl::Now() + grace;
+  SetServing(false);
+  if (registry_) {
+    const size_t streams = registry_->size();
+    registry_->StartDraining(
+        std::min(options_.goaway_reconnect_within, grace / 2));
+    const bool empty = registry_->WaitUntilEmpty(deadline);
+    Log(LogLevel::kInfo,
+        absl::StrCat(
+            "drain: ", streams, " streams told to move; ",
+            empty ? "all gone" : "grace period over, closing the rest"));
+  }
+  Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
 
 void EntitySyncServer::Shutdown(absl::Duration grace) {

@@ -42,6 +42,21 @@ struct ServerOptions {
   // Notices waiting for the scheduler; past it they are dropped and a resync
   // repairs the gap.
   size_t notice_queue_capacity = 100000;
+
+  // Connections (public port). After max_connection_age a connection is sent
+  // an HTTP/2 GOAWAY and closed after the grace: long-lived streams then
+  // reconnect, which rebalances load after scale-out.
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // The server pings idle connections to find dead clients, and lets
+  // clients ping it no more often than min_client_ping_interval.
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  // Concurrent streams per HTTP/2 connection.
+  int max_concurrent_streams = 100;
+  // Draining: clients are told to reconnect within this (with jitter).
+  absl::Duration goaway_reconnect_within = absl::Seconds(2);
 };
 
 class EntitySyncServer {
@@ -54,6 +69,10 @@ class EntitySyncServer {
   int internal_port() const { return internal_port_; }
   bool open_mode() const { return table_.open_mode(); }
 
+  // Drains (SIGTERM): reports NOT_SERVING, refuses new streams, sends
+  // `goaway` to every stream and waits up to `grace` for clients to move,
+  // then shuts down. Returns early once every stream is gone.
+  void Drain(absl::Duration grace);
   // Idempotent. Streams get UNAVAILABLE; calls still running after `grace`
   // are cancelled.
   void Shutdown(absl::Duration grace);

@@ -38,12 +38,8 @@ OutboundMessage Control(const v1::SubscribeResponse& response) {
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
     grpc::CallbackServerContext* context, const SessionDeps& deps) {
   auto session = std::make_shared<Session>(context, deps);
-  if (!deps.registry->TryAdd(session)) {
-    return new RejectReactor(
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     absl::StrCat("this replica serves its limit of ",
-                                  deps.limits->max_streams,
-                                  " streams; try another replica")));
+  if (grpc::Status status = deps.registry->TryAdd(session); !status.ok()) {
+    return new RejectReactor(std::move(status));
   }
   session->self_ = session;
   // Clients know the stream is up without waiting for the first update.
@@ -493,6 +489,17 @@ void Session::PushErrorLocked(uint64_t request_id, const absl::Status& status,
         std::string(TruncateUtf8(key->id(), deps_.limits->max_id_bytes)));
   }
   PushLocked(Control(response));
+}
+
+void Session::GoAway(absl::Duration reconnect_within) {
+  {
+    absl::MutexLock lock(&mu_);
+    v1::SubscribeResponse response;
+    response.mutable_goaway()->set_reconnect_within_ms(
+        static_cast<uint32_t>(absl::ToInt64Milliseconds(reconnect_within)));
+    PushLocked(Control(response));
+  }
+  Pump();
 }
 
 void Session::Close(const grpc::Status& status, bool cancel_write) {

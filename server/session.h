@@ -65,6 +65,9 @@ class Session
   ~Session() override;
 
   void Deliver(const OutboundMessage& msg) override;
+  // Tells the client to reconnect elsewhere within `reconnect_within`
+  // (draining); the stream stays open until the client goes.
+  void GoAway(absl::Duration reconnect_within);
   // Ends the stream with `status` after the write in flight; with
   // `cancel_write`, cancels that write (a client that stopped reading).
   void Close(const grpc::Status& status, bool cancel_write);

@@ -2,15 +2,24 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "server/session.h"
 
 namespace entitysync {
 
-bool SessionRegistry::TryAdd(const std::shared_ptr<Session>& session) {
+grpc::Status SessionRegistry::TryAdd(const std::shared_ptr<Session>& session) {
   absl::MutexLock lock(&mu_);
-  if (sessions_.size() >= max_streams_) return false;
+  if (draining_) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "this replica is draining; reconnect to another");
+  }
+  if (sessions_.size() >= max_streams_) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("this replica serves its limit of ",
+                                     max_streams_, " streams; try another"));
+  }
   sessions_.emplace(session.get(), session);
-  return true;
+  return grpc::Status::OK;
 }
 
 void SessionRegistry::Remove(const Session* session) {
@@ -18,15 +27,36 @@ void SessionRegistry::Remove(const Session* session) {
   sessions_.erase(session);
 }
 
-void SessionRegistry::CloseAll(const grpc::Status& status) {
+std::vector<std::shared_ptr<Session>> SessionRegistry::LiveSessions() const {
   std::vector<std::shared_ptr<Session>> live;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [ptr, weak] : sessions_) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  return live;
+}
+
+void SessionRegistry::StartDraining(absl::Duration reconnect_within) {
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [ptr, weak] : sessions_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-    }
+    draining_ = true;
   }
-  for (const auto& s : live) s->Close(status, /*cancel_write=*/false);
+  for (const auto& s : LiveSessions()) s->GoAway(reconnect_within);
+}
+
+bool SessionRegistry::WaitUntilEmpty(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithDeadline(
+      absl::Condition(
+          +[](absl::flat_hash_map<const Session*, std::weak_ptr<Session>>* m) {
+            return m->empty();
+          },
+          &sessions_),
+      deadline);
+}
+
+void SessionRegistry::CloseAll(const grpc::Status& status) {
+  for (const auto& s : LiveSessions()) s->Close(status, /*cancel_write=*/false);
 }
 
 size_t SessionRegistry::size() const {

@@ -1,15 +1,19 @@
-// SessionRegistry: the replica's live streams, for the stream limit and for
-// closing every stream at shutdown. Holds weak references; sessions add and
-// remove themselves. Thread-safe; Close is called with no registry lock held.
+// SessionRegistry: the replica's live streams, for the stream limit, for
+// draining (no new streams, `goaway` to every session, wait until they are
+// gone) and for closing every stream at shutdown. Holds weak references;
+// sessions add and remove themselves. Thread-safe; sessions are called with no
+// registry lock held.
 #ifndef ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
 #define ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 
 namespace entitysync {
@@ -20,18 +24,25 @@ class SessionRegistry {
  public:
   explicit SessionRegistry(size_t max_streams) : max_streams_(max_streams) {}
 
-  // False when the replica already serves max_streams streams.
-  bool TryAdd(const std::shared_ptr<Session>& session);
+  // OK, RESOURCE_EXHAUSTED at max_streams, or UNAVAILABLE while draining.
+  grpc::Status TryAdd(const std::shared_ptr<Session>& session);
   void Remove(const Session* session);
+  // Refuses new streams from now on and sends `goaway` to every live one.
+  void StartDraining(absl::Duration reconnect_within);
+  // Waits until no stream is left; false at the deadline.
+  bool WaitUntilEmpty(absl::Time deadline);
   // Closes every live stream with `status`.
   void CloseAll(const grpc::Status& status);
   size_t size() const;
 
  private:
   const size_t max_streams_;
+  std::vector<std::shared_ptr<Session>> LiveSessions() const;
+
   mutable absl::Mutex mu_;
   absl::flat_hash_map<const Session*, std::weak_ptr<Session>> sessions_
       ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace entitysync

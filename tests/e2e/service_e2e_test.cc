@@ -2,6 +2,7 @@
 // gRPC, raw gRPC streams and the real client library.
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -720,6 +721,38 @@ TEST_F(ServiceTest, ErrorsEchoingLongMultibyteKeysStayValidUtf8) {
   EXPECT_EQ(err->error().code(), grpc::StatusCode::NOT_FOUND);
   // The stream survives.
   ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "ok")));
+}
+
+TEST_F(ServiceTest, DrainTellsClientsToMoveRefusesNewStreamsAndEndsEarly) {
+  auto s = std::make_unique<RawStream>(pub());
+  ASSERT_TRUE(s->AwaitSubscribed(s->Subscribe("items", "1")));
+  const absl::Time started = absl::Now();
+  std::thread drainer([&] { server_->Drain(absl::Seconds(20)); });
+  auto goaway =
+      s->Await([](const v1::SubscribeResponse& m) { return m.has_goaway(); });
+  ASSERT_TRUE(goaway) << "every stream is told to move";
+  EXPECT_EQ(goaway->goaway().reconnect_within_ms(), 2000u);
+  EXPECT_EQ(HealthStatus(internal()), 2) << "NOT_SERVING while draining";
+  RawStream fresh(pub());
+  fresh.Subscribe("items", "1");
+  ASSERT_TRUE(WaitFor([&] { return fresh.status().has_value(); }));
+  EXPECT_EQ(fresh.status()->error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(fresh.status()->error_message(), "draining"));
+  s.reset();  // The client moves away: the drain need not wait any longer.
+  drainer.join();
+  EXPECT_LT(absl::Now() - started, absl::Seconds(10));
+}
+
+TEST_F(ServiceTest, StreamsOlderThanTheMaximumConnectionAgeAreClosed) {
+  ServerOptions options;
+  options.max_connection_age = absl::Milliseconds(500);
+  options.max_connection_age_grace = absl::Milliseconds(300);
+  Start(std::move(options));
+  RawStream s(pub());
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  ASSERT_TRUE(WaitFor([&] { return s.status().has_value(); }, absl::Seconds(5)))
+      << "the aged connection is closed, so the client reconnects";
+  EXPECT_EQ(s.status()->error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(ServiceTest, HealthIsServingOnTheInternalPortUntilShutdown) {

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -222,6 +223,31 @@ TEST_F(ReplicasTest, DuplicateAndReorderedNoticesNeverGoBackwards) {
     EXPECT_GT(updates[i].version(), updates[i - 1].version());
   }
   EXPECT_EQ(updates.back().version(), 5u);
+}
+
+TEST_F(ReplicasTest, DrainingReplicaHandsItsClientsToAnother) {
+  StartReplicas(2);
+  ASSERT_TRUE(WaitFor([&] { return AllServing(); }));
+  backend(0).Set("100", "before");
+  RecordingClient client({pub(0), pub(1)}, {"items", "100"});
+  ASSERT_TRUE(client.AwaitRowContaining("before"));
+  const absl::Time started = absl::Now();
+  std::thread drainer([&] { replica(0).Drain(absl::Seconds(20)); });
+  uint64_t last = 0;
+  for (int i = 0; i < 10; ++i) {  // Changes keep coming during the drain.
+    last = backend(1).Set("100", absl::StrCat("change ", i));
+    Notify(internal(1), {"100"});
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  drainer.join();
+  EXPECT_LT(absl::Now() - started, absl::Seconds(10))
+      << "the drain ends once the client has moved";
+  ASSERT_TRUE(client.AwaitRowContaining("change 9"));
+  const std::vector<v1::Update> seen = client.seen();
+  EXPECT_EQ(seen.back().version(), last);
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GT(seen[i].version(), seen[i - 1].version());
+  }
 }
 
 // Real processes: a replica killed with SIGKILL; the client library moves to
