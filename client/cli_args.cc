@@ -17,6 +17,8 @@ const char kUsage[] =
   entitysync [--target=HOST:PORT] [--credentials=TOKEN]
              notify KEY [--version=N] [--row=DATA]... [--content_type=TYPE]
              [--removed] [--local_only] [--timeout=SECONDS]
+  entitysync [--target=HOST:PORT] [--credentials=TOKEN]
+             stats [--top=N] [--timeout=SECONDS]
 
 KEY is ENTITY/ID, split at the first '/' (so ids may contain '/'); in
 subscribe, ID "*" means every id of the entity.
@@ -30,6 +32,9 @@ notify     Announces a change on the internal port (default 127.0.0.1:7071)
            and prints "accepted N". --row (repeatable) sends inline rows of
            --content_type (default application/json); --removed marks the
            entity deleted; --timeout is the deadline (default 5).
+stats      Prints the replica's Admin.Stats as JSON (internal port, default
+           127.0.0.1:7071): streams, subscriptions, the --top (10) most
+           subscribed keys, bus state, resolver calls and latency per entity.
 
 Flags take --name=value or --name value. Exit status: 0 ok, 1 runtime
 error, 2 usage error.
@@ -46,7 +51,7 @@ absl::Status UsageError(absl::string_view message) {
 bool TakesValue(absl::string_view name) {
   return name == "target" || name == "credentials" || name == "timeout" ||
          name == "count" || name == "version" || name == "row" ||
-         name == "content_type";
+         name == "content_type" || name == "top";
 }
 
 bool IsBoolean(absl::string_view name) {
@@ -54,6 +59,8 @@ bool IsBoolean(absl::string_view name) {
 }
 
 bool OnlyForSubscribe(absl::string_view name) { return name == "count"; }
+
+bool OnlyForStats(absl::string_view name) { return name == "top"; }
 
 bool OnlyForNotify(absl::string_view name) {
   return name == "version" || name == "row" || name == "content_type" ||
@@ -77,6 +84,10 @@ absl::Status ApplyFlag(absl::string_view name, const std::string& value,
       return UsageError("--timeout must be a positive number of seconds");
     }
     out.timeout = absl::Seconds(seconds);
+  } else if (name == "top") {
+    if (!absl::SimpleAtoi(value, &out.top) || out.top < 1 || out.top > 1000) {
+      return UsageError("--top takes a number from 1 to 1000");
+    }
   } else if (name == "count") {
     if (!absl::SimpleAtoi(value, &out.count) || out.count <= 0) {
       return UsageError("--count must be a positive integer");
@@ -107,12 +118,15 @@ absl::Status Validate(const std::vector<std::string>& positional,
     out.command = Command::kSubscribe;
   } else if (command == "notify") {
     out.command = Command::kNotify;
+  } else if (command == "stats") {
+    out.command = Command::kStats;
   } else {
     return UsageError(absl::StrCat("unknown command \"", command, "\""));
   }
   for (const std::string& flag : flags_seen) {
-    if ((out.command == Command::kSubscribe && OnlyForNotify(flag)) ||
-        (out.command == Command::kNotify && OnlyForSubscribe(flag))) {
+    if ((out.command != Command::kNotify && OnlyForNotify(flag)) ||
+        (out.command != Command::kSubscribe && OnlyForSubscribe(flag)) ||
+        (out.command != Command::kStats && OnlyForStats(flag))) {
       return UsageError(
           absl::StrCat("--", flag, " does not apply to ", command));
     }
@@ -125,6 +139,13 @@ absl::Status Validate(const std::vector<std::string>& positional,
       return UsageError(absl::StrCat("key ", positional[i], " given twice"));
     }
     out.keys.push_back(*std::move(key));
+  }
+  if (out.command == Command::kStats) {
+    if (!out.keys.empty()) return UsageError("stats takes no KEY");
+    if (out.targets.size() > 1) return UsageError("stats takes one --target");
+    if (out.targets.empty()) out.targets = {kDefaultNotifyTarget};
+    if (!out.timeout.has_value()) out.timeout = absl::Seconds(5);
+    return absl::OkStatus();
   }
   if (out.command == Command::kSubscribe) {
     if (out.keys.empty()) return UsageError("subscribe needs at least one KEY");

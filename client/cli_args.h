@@ -22,7 +22,7 @@ inline constexpr char kDefaultSubscribeTarget[] = "127.0.0.1:7070";
 inline constexpr char kDefaultNotifyTarget[] = "127.0.0.1:7071";
 
 struct CliArgs {
-  enum class Command { kHelp, kSubscribe, kNotify };
+  enum class Command { kHelp, kSubscribe, kNotify, kStats };
   Command command = Command::kHelp;
 
   // Defaulted per command when --target is not given.
@@ -41,6 +41,9 @@ struct CliArgs {
   std::string content_type = "application/json";
   bool removed = false;
   bool local_only = false;
+
+  // stats: how many of the most subscribed keys to list.
+  int64_t top = 10;
 };
 
 // `args` excludes the program name.

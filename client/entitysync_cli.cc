@@ -14,12 +14,17 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cli_args.h"
 #include "client/entity_key.h"
 #include "client/notifier.h"
 #include "client/subscriber.h"
 #include "client/update_json.h"
+#include "common/grpc_status.h"
+#include "entitysync/v1/entitysync.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/create_channel.h"
 
 namespace entitysync {
 namespace client {
@@ -101,6 +106,34 @@ int RunSubscribe(const CliArgs& args, const sigset_t& signals) {
   return 0;
 }
 
+int RunStats(const CliArgs& args) {
+  auto channel = grpc::CreateChannel(args.targets.front(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + *args.timeout));
+  if (!args.credentials.empty()) {
+    context.AddMetadata("authorization", args.credentials);
+  }
+  v1::StatsRequest request;
+  request.set_top_keys(static_cast<uint32_t>(args.top));
+  v1::StatsResponse response;
+  const grpc::Status status = stub->Stats(&context, request, &response);
+  if (!status.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n",
+                 FromGrpcStatus(status).ToString().c_str());
+    return 1;
+  }
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(response, &json, options);
+  std::printf("%s", json.c_str());
+  return 0;
+}
+
 int RunNotify(const CliArgs& args) {
   NotifierOptions options;
   options.target = args.targets.front();
@@ -151,6 +184,8 @@ int main(int argc, char** argv) {
       return 0;
     case CliArgs::Command::kNotify:
       return entitysync::client::RunNotify(*args);
+    case CliArgs::Command::kStats:
+      return entitysync::client::RunStats(*args);
     case CliArgs::Command::kSubscribe: {
       sigset_t signals;
       sigemptyset(&signals);

@@ -1,5 +1,6 @@
 #include "server/hub.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -115,6 +116,30 @@ std::vector<v1::EntityKey> Hub::Keys() const {
       keys.push_back(entry.key);
   }
   return keys;
+}
+
+Hub::Counts Hub::CountSubscriptions(size_t top) const {
+  Counts counts;
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [key_string, entry] : shard->entries) {
+      counts.subscriptions_by_entity[entry.key.entity()] +=
+          entry.subscribers.size();
+      counts.top_keys.emplace_back(entry.key, entry.subscribers.size());
+    }
+  }
+  auto more = [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second
+                                : KeyString(a.first) < KeyString(b.first);
+  };
+  if (counts.top_keys.size() > top) {
+    std::partial_sort(counts.top_keys.begin(), counts.top_keys.begin() + top,
+                      counts.top_keys.end(), more);
+    counts.top_keys.resize(top);
+  } else {
+    std::sort(counts.top_keys.begin(), counts.top_keys.end(), more);
+  }
+  return counts;
 }
 
 size_t Hub::key_count() const {

@@ -69,6 +69,14 @@ class Hub {
   size_t key_count() const;
   size_t subscription_count() const;
 
+  struct Counts {
+    // The `top` most subscribed keys, most first.
+    std::vector<std::pair<v1::EntityKey, size_t>> top_keys;
+    absl::flat_hash_map<std::string, size_t> subscriptions_by_entity;
+  };
+  // Walks every shard (one at a time): for Admin.Stats, not a hot path.
+  Counts CountSubscriptions(size_t top) const;
+
  private:
   struct Entry {
     v1::EntityKey key;

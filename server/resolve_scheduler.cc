@@ -8,6 +8,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
@@ -259,8 +260,9 @@ void ResolveScheduler::Flush(const std::string& entity) {
     for (const IssuedUnit& unit : batch) *request.add_keys() = unit.key;
     route->client->Resolve(
         request, absl::Milliseconds(route->config.resolver().timeout_ms()),
-        [this, entity, batch = std::move(batch)](
+        [this, entity, batch = std::move(batch), started = absl::Now()](
             absl::StatusOr<v1::ResolveResponse> response) mutable {
+          RecordCall(entity, started, response.ok());
           OnResolved(entity, std::move(batch), std::move(response));
         });
   }
@@ -585,9 +587,11 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
   route->client->Resolve(
       request, absl::Milliseconds(route->config.resolver().timeout_ms()),
       [this, key_string, entity = key.entity(), max_row_bytes,
+       started = absl::Now(),
        credentials =
            route->config.per_credentials() ? credentials : std::string(),
        done = std::move(done)](absl::StatusOr<v1::ResolveResponse> response) {
+        RecordCall(entity, started, response.ok());
         absl::StatusOr<Snapshot> out;
         if (!response.ok()) {
           out = SubscribeResolveError(entity, response.status());
@@ -632,6 +636,23 @@ uint64_t ResolveScheduler::DeliveredVersion(const std::string& key_string,
   absl::MutexLock lock(&mu_);
   UnitState* unit = FindUnitLocked(key_string, credentials);
   return unit != nullptr && unit->has_delivered ? unit->delivered_version : 0;
+}
+
+void ResolveScheduler::RecordCall(const std::string& entity, absl::Time started,
+                                  bool ok) {
+  const absl::Duration latency = absl::Now() - started;
+  absl::MutexLock lock(&mu_);
+  EntityCallStats& stats = call_stats_[entity];
+  ++stats.calls;
+  if (!ok) ++stats.failures;
+  stats.total_latency += latency;
+  stats.max_latency = std::max(stats.max_latency, latency);
+}
+
+absl::flat_hash_map<std::string, EntityCallStats> ResolveScheduler::call_stats()
+    const {
+  absl::MutexLock lock(&mu_);
+  return call_stats_;
 }
 
 void ResolveScheduler::CallFinished() {

@@ -70,6 +70,14 @@ struct SchedulerStats {
   uint64_t notices_without_subscribers = 0;
 };
 
+// Resolver calls of one entity (subscribe- and change-time) since start.
+struct EntityCallStats {
+  uint64_t calls = 0;
+  uint64_t failures = 0;
+  absl::Duration total_latency;
+  absl::Duration max_latency;
+};
+
 // The outcome of a subscribe-time resolve, with its version decided.
 struct Snapshot {
   v1::ResolvedKey::Status status = v1::ResolvedKey::FOUND;
@@ -108,6 +116,7 @@ class ResolveScheduler {
   SchedulerStats stats() const;
   // Keys with resolve state (tests check that memory stays bounded).
   size_t tracked_keys() const;
+  absl::flat_hash_map<std::string, EntityCallStats> call_stats() const;
 
  private:
   // One pending delivery of a unit.
@@ -199,6 +208,7 @@ class ResolveScheduler {
   // drains a unit at a time.
   void Drain(const std::string& key_string, const std::string& credentials);
   void CallFinished();
+  void RecordCall(const std::string& entity, absl::Time started, bool ok);
 
   // Const after construction.
   const EntityTable* const table_;
@@ -213,6 +223,8 @@ class ResolveScheduler {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, EntityCallStats> call_stats_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Total bytes of the rows' data.

@@ -12,6 +12,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/admin_service.h"
 #include "server/entity_key.h"
 #include "server/log.h"
 #include "server/notifier_service.h"
@@ -91,6 +92,9 @@ absl::Status EntitySyncServer::Init() {
       &options_.limits, &table_, bus_.get(), origin_,
       [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); });
 
+  admin_service_ = std::make_unique<AdminService>(
+      origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get());
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
@@ -135,6 +139,7 @@ absl::Status EntitySyncServer::Init() {
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(notifier_service_.get());
+    builder.RegisterService(admin_service_.get());
     internal_server_ = builder.BuildAndStart();
     if (!internal_server_ || internal_port_ == 0) {
       public_server_->Shutdown();

@@ -107,6 +107,7 @@ class EntitySyncServer {
   std::unique_ptr<SessionRegistry> registry_;
   std::unique_ptr<grpc::Service> subscribe_service_;
   std::unique_ptr<grpc::Service> notifier_service_;
+  std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> public_server_;
   std::unique_ptr<grpc::Server> internal_server_;
   int public_port_ = 0;

@@ -56,6 +56,19 @@ TEST(CliArgsTest, NotifyWithRowsAndDefaults) {
   EXPECT_EQ(*args->timeout, absl::Seconds(5));
 }
 
+TEST(CliArgsTest, StatsWithDefaultsAndItsOwnFlag) {
+  absl::StatusOr<CliArgs> args = Parse({"stats", "--top=5"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStats);
+  EXPECT_EQ(args->top, 5);
+  EXPECT_EQ(args->targets, std::vector<std::string>{"127.0.0.1:7071"});
+  EXPECT_EQ(*args->timeout, absl::Seconds(5));
+  EXPECT_FALSE(Parse({"stats", "items/1"}).ok()) << "stats takes no key";
+  EXPECT_FALSE(Parse({"stats", "--top=0"}).ok());
+  EXPECT_FALSE(Parse({"stats", "--count=3"}).ok());
+  EXPECT_FALSE(Parse({"subscribe", "--top=3", "items/1"}).ok());
+}
+
 TEST(CliArgsTest, HelpWins) {
   absl::StatusOr<CliArgs> args = Parse({"subscribe", "--help"});
   ASSERT_TRUE(args.ok());

@@ -64,6 +64,11 @@ case "$last" in *"\"version\":$version"*) ;; *) fail "expected version $version:
   || fail "CLI notify"
 grep -q "accepted 1" "$tmp/notify.log" || fail "CLI notify output"
 
+# The operator's view, from the CLI.
+"$cli" --target="127.0.0.1:$internal" stats > "$tmp/stats.json" 2>&1 || fail "CLI stats"
+grep -q '"bus_state": "connected"' "$tmp/stats.json" || fail "stats: $(cat "$tmp/stats.json")"
+grep -q '"entity": "items"' "$tmp/stats.json" || fail "stats: $(cat "$tmp/stats.json")"
+
 # Secrets never reach the logs.
 "$cli" --target="127.0.0.1:$public" --credentials=hunter2-secret subscribe \
   --count=1 --timeout=10 items/101 > /dev/null 2>> "$tmp/cli.log" || fail "subscribe with credentials"

@@ -755,6 +755,48 @@ TEST_F(ServiceTest, StreamsOlderThanTheMaximumConnectionAgeAreClosed) {
   EXPECT_EQ(s.status()->error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(ServiceTest, AdminStatsReportsWhatTheReplicaDoes) {
+  backend_.Set("1", "one");
+  backend_.Set("2", "two");
+  std::vector<std::unique_ptr<RawStream>> streams;
+  for (int i = 0; i < 3; ++i) {
+    streams.push_back(std::make_unique<RawStream>(pub()));
+    ASSERT_TRUE(streams.back()->AwaitUpdate(
+        (streams.back()->Subscribe("items", "1"), "1")));
+  }
+  streams.push_back(std::make_unique<RawStream>(pub()));
+  ASSERT_TRUE(streams.back()->AwaitUpdate(
+      (streams.back()->Subscribe("items", "2"), "2")));
+  ASSERT_TRUE(streams.back()->AwaitUpdate(
+      (streams.back()->Subscribe("items", "*"), "*")));
+
+  auto stub = v1::Admin::NewStub(Channel(internal()));
+  v1::StatsRequest request;
+  request.set_top_keys(2);
+  v1::StatsResponse stats;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Stats(&context, request, &stats).ok());
+  EXPECT_FALSE(stats.replica().empty());
+  EXPECT_EQ(stats.streams(), 4u);
+  EXPECT_EQ(stats.subscriptions(), 5u);
+  EXPECT_EQ(stats.keys(), 3u);
+  EXPECT_EQ(stats.bus_state(), "connected");
+  ASSERT_EQ(stats.top_keys_size(), 2);
+  EXPECT_EQ(stats.top_keys(0).key().id(), "1");
+  EXPECT_EQ(stats.top_keys(0).subscribers(), 3u);
+  ASSERT_EQ(stats.entities_size(), 1);
+  EXPECT_EQ(stats.entities(0).entity(), "items");
+  EXPECT_EQ(stats.entities(0).subscriptions(), 5u);
+  EXPECT_EQ(stats.entities(0).resolve_calls(), 5u) << "one per subscribe";
+  EXPECT_GT(stats.entities(0).resolve_latency_max_ms(), 0.0);
+
+  // Admin is never served on the public port.
+  auto public_stub = v1::Admin::NewStub(Channel(pub()));
+  grpc::ClientContext public_context;
+  EXPECT_EQ(public_stub->Stats(&public_context, request, &stats).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
 TEST_F(ServiceTest, HealthIsServingOnTheInternalPortUntilShutdown) {
   EXPECT_EQ(HealthStatus(internal()), 1);
   EXPECT_EQ(HealthStatus(pub()), 1);
