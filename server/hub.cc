@@ -1,6 +1,7 @@
 #include "server/hub.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -88,17 +89,8 @@ std::vector<SubscriberRef> Hub::Lookup(const v1::EntityKey& key) const {
 }
 
 bool Hub::HasSubscribers(const v1::EntityKey& key) const {
-  const std::string key_string = KeyString(key);
-  {
-    const Shard& shard = ShardFor(key_string);
-    absl::MutexLock lock(&shard.mu);
-    if (shard.entries.contains(key_string)) return true;
-  }
-  if (IsWildcard(key)) return false;
-  const std::string wildcard = KeyString(WildcardKey(key.entity()));
-  const Shard& shard = ShardFor(wildcard);
-  absl::MutexLock lock(&shard.mu);
-  return shard.entries.contains(wildcard);
+  if (HasExactSubscribers(key)) return true;
+  return !IsWildcard(key) && HasExactSubscribers(WildcardKey(key.entity()));
 }
 
 bool Hub::HasExactSubscribers(const v1::EntityKey& key) const {
@@ -129,8 +121,9 @@ Hub::Counts Hub::CountSubscriptions(size_t top) const {
     }
   }
   auto more = [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second
-                                : KeyString(a.first) < KeyString(b.first);
+    if (a.second != b.second) return a.second > b.second;
+    return std::tie(a.first.entity(), a.first.id()) <
+           std::tie(b.first.entity(), b.first.id());
   };
   if (counts.top_keys.size() > top) {
     std::partial_sort(counts.top_keys.begin(), counts.top_keys.begin() + top,

@@ -116,8 +116,11 @@ void ResolveScheduler::OnNotice(const v1::Notice& notice) {
     {
       absl::MutexLock lock(&mu_);
       UnitState& unit = UnitLocked(key, key_string, "", false);
-      if (unit.delivered_from_notice || !unit.has_delivered) {
-        unit.delivered_from_notice = notice.has_version();
+      // Inline rows keep a resolver-versioned key on its resolver's versions.
+      if (unit.version_source == VersionSource::kNone ||
+          unit.version_source == VersionSource::kNotice) {
+        unit.version_source = notice.has_version() ? VersionSource::kNotice
+                                                   : VersionSource::kClock;
       }
       drain = PublishLocked(unit, version, /*refresh=*/false, result);
     }
@@ -126,17 +129,8 @@ void ResolveScheduler::OnNotice(const v1::Notice& notice) {
   }
   if (route == nullptr) return;  // Open mode: nothing to resolve.
 
-  std::vector<std::string> credentials;
-  if (per_credentials) {
-    for (const SubscriberRef& ref : hub_->Lookup(key)) {
-      credentials.push_back(ref.credentials);
-    }
-    std::sort(credentials.begin(), credentials.end());
-    credentials.erase(std::unique(credentials.begin(), credentials.end()),
-                      credentials.end());
-  } else {
-    credentials.push_back("");
-  }
+  const std::vector<std::string> credentials =
+      CredentialsFor(key, per_credentials);
   absl::MutexLock lock(&mu_);
   for (const std::string& c : credentials) {
     UnitState& unit = UnitLocked(key, key_string, c, per_credentials);
@@ -151,14 +145,8 @@ void ResolveScheduler::ResyncAll() {
   for (const v1::EntityKey& key : hub_->Keys()) {
     const EntityRoute* route = table_->Find(key.entity());
     if (route == nullptr) continue;
-    std::vector<std::string> credentials;
-    if (route->config.per_credentials()) {
-      for (const SubscriberRef& ref : hub_->Lookup(key)) {
-        credentials.push_back(ref.credentials);
-      }
-    } else {
-      credentials.push_back("");
-    }
+    const std::vector<std::string> credentials =
+        CredentialsFor(key, route->config.per_credentials());
     const std::string key_string = KeyString(key);
     absl::MutexLock lock(&mu_);
     for (const std::string& c : credentials) {
@@ -341,26 +329,28 @@ void ResolveScheduler::ApplyOutcomeLocked(
       const v1::ResolvedKey& result = outcome.result;
       uint64_t version;
       bool refresh = false;
+      const bool delivered = unit->has_delivered;
       if (result.version() > 0) {
         version = result.version();
-        unit->delivered_from_notice = false;
+        unit->version_source = VersionSource::kResolver;
       } else if (issued.notice_version > 0) {
         version = issued.notice_version;
-        unit->delivered_from_notice = true;
-      } else if (result.status() == v1::ResolvedKey::NOT_FOUND &&
-                 unit->has_delivered &&
-                 unit->delivered_version < issued.clock_version / 2) {
+        unit->version_source = VersionSource::kNotice;
+      } else if (delivered &&
+                 unit->version_source == VersionSource::kResolver &&
+                 result.status() == v1::ResolvedKey::NOT_FOUND) {
         // An unversioned deletion of a key versioned by its resolver: the
         // next version after the last one delivered (a replica clock value
         // would hide every later resolver version).
         version = unit->delivered_version + 1;
-      } else if (unit->has_delivered && unit->delivered_from_notice) {
+      } else if (delivered && unit->version_source == VersionSource::kNotice) {
         // Versions of this key come from notices; a resolve without one
         // (a resync) keeps the version and refreshes the rows.
         version = unit->delivered_version;
         refresh = true;
       } else {
         version = issued.clock_version;
+        unit->version_source = VersionSource::kClock;
       }
       queued = PublishLocked(*unit, version, refresh, result);
       if (unit->dirty) {
@@ -488,6 +478,19 @@ void ResolveScheduler::ScheduleRetryLocked(UnitState& unit,
                          u->dirty = false;
                          MarkDirtyLocked(*u, key_string);
                        });
+}
+
+std::vector<std::string> ResolveScheduler::CredentialsFor(
+    const v1::EntityKey& key, bool per_credentials) const {
+  if (!per_credentials) return {""};
+  std::vector<std::string> credentials;
+  for (const SubscriberRef& ref : hub_->Lookup(key)) {
+    credentials.push_back(ref.credentials);
+  }
+  std::sort(credentials.begin(), credentials.end());
+  credentials.erase(std::unique(credentials.begin(), credentials.end()),
+                    credentials.end());
+  return credentials;
 }
 
 bool ResolveScheduler::HasSubscriberLocked(const UnitState& unit) const {

@@ -124,6 +124,8 @@ class ResolveScheduler {
     OutboundMessage msg;
   };
 
+  enum class VersionSource { kNone, kResolver, kNotice, kClock };
+
   struct UnitState {
     v1::EntityKey key;
     std::string credentials;
@@ -137,7 +139,8 @@ class ResolveScheduler {
     // Highest version carried by notices since the last resolve was issued.
     uint64_t notice_version = 0;
     bool has_delivered = false;
-    bool delivered_from_notice = false;
+    // Where the last delivered version came from.
+    VersionSource version_source = VersionSource::kNone;
     uint64_t delivered_version = 0;
     uint64_t delivered_hash = 0;
     bool delivering = false;
@@ -198,6 +201,10 @@ class ResolveScheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeEraseLocked(const std::string& key_string)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The distinct credentials to resolve `key` with: "" for shared entities,
+  // each local subscriber's for per_credentials ones.
+  std::vector<std::string> CredentialsFor(const v1::EntityKey& key,
+                                          bool per_credentials) const;
   // Someone still subscribes with the unit's credentials (anyone, for
   // shared entities).
   bool HasSubscriberLocked(const UnitState& unit) const
