@@ -1,0 +1,105 @@
+// entitysync-gateway: the browser front of entitysync (see PROTOCOL.md).
+#include <signal.h>
+
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "adapters/gateway/gateway.h"
+#include "adapters/gateway/static_files.h"
+#include "server/log.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:8080",
+          "host:port for HTTP, WebSocket and grpc-web.");
+ABSL_FLAG(std::string, upstream, "127.0.0.1:7070",
+          "host:port of entitysync's public (Subscribe) port.");
+ABSL_FLAG(std::string, static, "",
+          "Static files: PREFIX=DIR[,PREFIX=DIR...], e.g. "
+          "/=examples/web,/lib/=client/web/dist. Empty serves none.");
+ABSL_FLAG(std::string, allowed_origins, "",
+          "Comma-separated origins (scheme://host[:port]) allowed besides the "
+          "gateway's own; * allows any.");
+ABSL_FLAG(uint64_t, max_connections, 10000,
+          "WebSocket connections plus grpc-web calls at once.");
+ABSL_FLAG(uint64_t, max_subscriptions, 1000, "Keys per connection or call.");
+ABSL_FLAG(uint64_t, max_message_bytes, 64 << 10,
+          "Largest WebSocket message or grpc-web request from a browser.");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "Close a connection silent (not even a pong) for this long.");
+ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
+          "Cut off a browser that takes no frame for this long.");
+ABSL_FLAG(int, threads, 2, "Threads running connections.");
+ABSL_FLAG(int, streams_per_channel, 90,
+          "Upstream streams per HTTP/2 connection (below the service's "
+          "--max_concurrent_streams).");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "On SIGTERM, how long connections get to close.");
+ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
+
+namespace {
+
+using entitysync::Log;
+using entitysync::LogLevel;
+
+int Run() {
+  entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
+  entitysync::gateway::GatewayOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.upstream = absl::GetFlag(FLAGS_upstream);
+  absl::StatusOr<std::vector<entitysync::gateway::StaticMount>> mounts =
+      entitysync::gateway::ParseStaticMounts(absl::GetFlag(FLAGS_static));
+  if (!mounts.ok()) {
+    Log(LogLevel::kError, absl::StrCat("--static: ", mounts.status().message()));
+    return 2;
+  }
+  options.static_mounts = *std::move(mounts);
+  options.allowed_origins = absl::StrSplit(absl::GetFlag(FLAGS_allowed_origins),
+                                           ',', absl::SkipEmpty());
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
+  options.max_subscriptions = absl::GetFlag(FLAGS_max_subscriptions);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  options.write_timeout = absl::GetFlag(FLAGS_write_timeout);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::string upstream = options.upstream;
+  absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> gateway =
+      entitysync::gateway::Gateway::Start(std::move(options));
+  if (!gateway.ok()) {
+    Log(LogLevel::kError, gateway.status().ToString());
+    return absl::IsInvalidArgument(gateway.status()) ? 2 : 1;
+  }
+  Log(LogLevel::kInfo,
+      absl::StrCat("entitysync-gateway listening on port ", (*gateway)->port(),
+                   " (WebSocket /ws/entity-sync/, grpc-web), upstream ",
+                   upstream));
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
+  (*gateway)->Stop(absl::GetFlag(FLAGS_shutdown_grace));
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "entitysync-gateway: WebSocket and grpc-web front of entitysync for "
+      "browsers.\n  entitysync-gateway [--address=127.0.0.1:8080] "
+      "[--upstream=127.0.0.1:7070] [--static=/=examples/web]");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

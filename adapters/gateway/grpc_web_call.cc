@@ -1,0 +1,191 @@
+#include "adapters/gateway/grpc_web_call.h"
+
+#include <chrono>
+#include <utility>
+
+namespace entitysync {
+namespace gateway {
+
+void SetCorsHeaders(absl::string_view origin,
+                    http::response_header<>* headers) {
+  if (origin.empty()) return;
+  headers->set(http::field::access_control_allow_origin,
+               beast::string_view(origin.data(), origin.size()));
+  headers->set(http::field::vary, "Origin");
+  headers->set(http::field::access_control_expose_headers,
+               "grpc-status,grpc-message");
+}
+
+GrpcWebCall::GrpcWebCall(beast::tcp_stream&& stream, GatewayState* state,
+                         GrpcWebFormat format, std::string origin)
+    : stream_(std::move(stream)),
+      state_(state),
+      format_(format),
+      origin_(std::move(origin)),
+      write_timer_(stream_.get_executor()) {}
+
+void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
+  stream_.expires_never();
+  response_.version(11);
+  response_.result(http::status::ok);
+  response_.set(http::field::server, "entitysync-gateway");
+  absl::string_view type = GrpcWebContentType(format_);
+  response_.set(http::field::content_type,
+                beast::string_view(type.data(), type.size()));
+  response_.set(http::field::cache_control, "no-cache");
+  SetCorsHeaders(origin_, &response_.base());
+  response_.keep_alive(false);
+  response_.chunked(true);
+  serializer_.emplace(response_);
+  http::async_write_header(
+      stream_, *serializer_,
+      beast::bind_front_handler(&GrpcWebCall::OnHeaderWritten,
+                                shared_from_this()));
+
+  if (!request.secret().empty()) authorization = request.secret();
+  std::shared_ptr<GrpcWebCall> self = shared_from_this();
+  UpstreamStream::Events events;
+  events.on_message = [self](v1::SubscribeResponse response) {
+    net::post(self->stream_.get_executor(),
+              [self, response = std::move(response)]() mutable {
+                self->OnUpstreamMessage(std::move(response));
+              });
+  };
+  events.on_done = [self](const grpc::Status& status) {
+    net::post(self->stream_.get_executor(),
+              [self, status] { self->OnUpstreamDone(status); });
+  };
+  upstream_ = UpstreamStream::Start(&state_->upstream, authorization,
+                                    std::move(events));
+  for (int i = 0; i < request.keys_size(); ++i) {
+    v1::SubscribeRequest subscribe;
+    subscribe.set_request_id(static_cast<uint64_t>(i) + 1);
+    *subscribe.mutable_subscribe()->mutable_key() = request.keys(i).key();
+    subscribe.mutable_subscribe()->set_known_version(
+        request.keys(i).known_version());
+    upstream_->Write(std::move(subscribe));
+  }
+}
+
+void GrpcWebCall::Shutdown() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           "entitysync-gateway is shutting down; call again"));
+  });
+}
+
+void GrpcWebCall::OnHeaderWritten(beast::error_code error, size_t) {
+  if (error) {
+    Finish();
+    return;
+  }
+  header_written_ = true;
+  WatchForDisconnect();
+  if (!writing_) DoWrite();
+}
+
+void GrpcWebCall::WatchForDisconnect() {
+  // The browser sends nothing more on this connection; anything that
+  // completes this read means it is gone (or misbehaving).
+  stream_.async_read_some(
+      net::buffer(probe_),
+      [self = shared_from_this()](beast::error_code, size_t) {
+        if (self->ended_) return;
+        self->Finish();
+      });
+}
+
+void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
+  if (ending_ || finished_) return;
+  if (response.has_goaway()) {
+    End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     "the entitysync replica is draining; call again"));
+    return;
+  }
+  Send(EncodeGrpcWebMessage(response.SerializeAsString(), format_));
+  upstream_waiting_ = true;
+}
+
+void GrpcWebCall::OnUpstreamDone(const grpc::Status& status) {
+  upstream_done_ = true;
+  if (status.ok()) {
+    End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     "the entitysync stream ended; call again"));
+  } else {
+    End(status);
+  }
+}
+
+void GrpcWebCall::Send(std::string frame) {
+  if (ended_ || finished_) return;
+  out_.push_back(std::move(frame));
+  if (header_written_ && !writing_) DoWrite();
+}
+
+void GrpcWebCall::DoWrite() {
+  if (finished_) return;
+  write_timer_.expires_after(
+      absl::ToChronoNanoseconds(state_->options.write_timeout));
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+    if (!e) self->stream_.close();
+  });
+  writing_ = true;
+  auto on_write = beast::bind_front_handler(&GrpcWebCall::OnWrite,
+                                            shared_from_this());
+  if (out_.empty()) {
+    // Only reached once ended_: the terminating chunk.
+    net::async_write(stream_, http::make_chunk_last(), std::move(on_write));
+    return;
+  }
+  net::async_write(stream_, http::make_chunk(net::buffer(out_.front())),
+                   std::move(on_write));
+}
+
+void GrpcWebCall::OnWrite(beast::error_code error, size_t) {
+  write_timer_.cancel();
+  writing_ = false;
+  if (error) {
+    Finish();
+    return;
+  }
+  if (out_.empty()) {
+    // The terminating chunk went out.
+    Finish();
+    return;
+  }
+  out_.pop_front();
+  if (!out_.empty() || ended_) {
+    DoWrite();
+  } else if (upstream_waiting_) {
+    upstream_waiting_ = false;
+    upstream_->ReadNext();
+  }
+}
+
+void GrpcWebCall::End(const grpc::Status& status) {
+  if (ending_ || finished_) return;
+  ending_ = true;
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  out_.push_back(EncodeGrpcWebTrailers(status, format_));
+  ended_ = true;
+  if (header_written_ && !writing_) DoWrite();
+}
+
+void GrpcWebCall::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  ended_ = true;
+  write_timer_.cancel();
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.close();
+  state_->connections.Remove(this);
+}
+
+void GrpcWebCall::Abort() {
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+}
+
+}  // namespace gateway
+}  // namespace entitysync

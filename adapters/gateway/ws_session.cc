@@ -1,0 +1,432 @@
+#include "adapters/gateway/ws_session.h"
+
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "common/utf8.h"
+
+namespace entitysync {
+namespace gateway {
+namespace {
+
+// Requests waiting to go upstream, and frames waiting to go to the browser,
+// beyond which the browser is not read.
+constexpr size_t kMaxUpstreamQueued = 16;
+constexpr size_t kMaxOutFrames = 64;
+// A close reason is at most 123 bytes.
+constexpr size_t kMaxCloseReasonBytes = 120;
+
+std::chrono::nanoseconds ToChrono(absl::Duration duration) {
+  return absl::ToChronoNanoseconds(duration);
+}
+
+websocket::close_reason Reason(uint16_t code, absl::string_view text) {
+  absl::string_view reason = TruncateUtf8(text, kMaxCloseReasonBytes);
+  return websocket::close_reason(static_cast<websocket::close_code>(code),
+                                 beast::string_view(reason.data(), reason.size()));
+}
+
+}  // namespace
+
+WsSession::WsSession(beast::tcp_stream&& stream, GatewayState* state,
+                     WsMode mode, std::string subprotocol)
+    : ws_(std::move(stream)),
+      state_(state),
+      mode_(mode),
+      subprotocol_(std::move(subprotocol)),
+      write_timer_(ws_.get_executor()),
+      goaway_timer_(ws_.get_executor()) {}
+
+WsSession::~WsSession() {
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+}
+
+void WsSession::Run(HttpRequest request) {
+  authorization_ = std::string(request[http::field::authorization]);
+  beast::get_lowest_layer(ws_).expires_never();
+  websocket::stream_base::timeout timeout;
+  timeout.handshake_timeout = std::chrono::seconds(10);
+  timeout.idle_timeout = ToChrono(state_->options.idle_timeout);
+  timeout.keep_alive_pings = true;
+  ws_.set_option(timeout);
+  ws_.read_message_max(state_->options.max_message_bytes);
+  std::string subprotocol = subprotocol_;
+  ws_.set_option(websocket::stream_base::decorator(
+      [subprotocol](websocket::response_type& response) {
+        response.set(http::field::server, "entitysync-gateway");
+        if (!subprotocol.empty()) {
+          response.set(http::field::sec_websocket_protocol, subprotocol);
+        }
+      }));
+  ws_.async_accept(request, beast::bind_front_handler(&WsSession::OnAccept,
+                                                      shared_from_this()));
+}
+
+void WsSession::Shutdown() {
+  net::post(ws_.get_executor(), [self = shared_from_this()] {
+    if (!self->accepted_) {
+      self->Finish();
+      return;
+    }
+    self->CloseAfterFlush(Reason(static_cast<uint16_t>(
+                                     websocket::close_code::going_away),
+                                 "entitysync-gateway is shutting down"));
+  });
+}
+
+void WsSession::OnAccept(beast::error_code error) {
+  if (error || finished_) {
+    Finish();
+    return;
+  }
+  accepted_ = true;
+  StartUpstream();
+  DoRead();
+}
+
+void WsSession::StartUpstream() {
+  // The events keep the session alive until the upstream stream is done;
+  // Finish always cancels it, so that cycle ends.
+  std::shared_ptr<WsSession> self = shared_from_this();
+  UpstreamStream::Events events;
+  events.on_message = [self](v1::SubscribeResponse response) {
+    net::post(self->ws_.get_executor(),
+              [self, response = std::move(response)]() mutable {
+                self->OnUpstreamMessage(std::move(response));
+              });
+  };
+  events.on_write_done = [self](size_t queued) {
+    net::post(self->ws_.get_executor(),
+              [self, queued] { self->OnUpstreamWriteDone(queued); });
+  };
+  events.on_done = [self](const grpc::Status& status) {
+    net::post(self->ws_.get_executor(),
+              [self, status] { self->OnUpstreamDone(status); });
+  };
+  upstream_ =
+      UpstreamStream::Start(&state_->upstream, authorization_, std::move(events));
+}
+
+void WsSession::DoRead() {
+  reading_ = true;
+  ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::OnRead,
+                                                         shared_from_this()));
+}
+
+void WsSession::OnRead(beast::error_code error, size_t /*bytes*/) {
+  reading_ = false;
+  if (error) {
+    // The browser left, broke the protocol (Beast has sent the close code,
+    // e.g. 1009 for a message over the limit) or went idle.
+    Finish();
+    return;
+  }
+  std::string frame = beast::buffers_to_string(read_buffer_.data());
+  read_buffer_.consume(read_buffer_.size());
+  HandleFrame(ws_.got_binary(), std::move(frame));
+  MaybeResumeRead();
+}
+
+void WsSession::MaybeResumeRead() {
+  if (!accepted_ || reading_ || finished_) return;
+  // While closing, reading only waits for the browser's close frame.
+  if (!closing_ &&
+      (upstream_queued_ >= kMaxUpstreamQueued || out_.size() >= kMaxOutFrames)) {
+    return;
+  }
+  DoRead();
+}
+
+void WsSession::HandleFrame(bool binary, std::string frame) {
+  if (closing_) return;
+  if (mode_ == WsMode::kBinary) {
+    if (!binary) {
+      CloseAfterFlush(Reason(
+          static_cast<uint16_t>(websocket::close_code::unknown_data),
+          "text frame in binary mode (entitysync.v1.proto); send "
+          "SubscribeRequest messages as binary frames"));
+      return;
+    }
+    v1::SubscribeRequest request;
+    if (!request.ParseFromString(frame)) {
+      SendError(0, absl::InvalidArgumentError(
+                       "the binary frame is not a serialized "
+                       "entitysync.v1.SubscribeRequest"));
+      return;
+    }
+    Forward(std::move(request));
+    return;
+  }
+  if (binary) {
+    CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::unknown_data),
+               "binary frame in a JSON mode; send JSON text frames"));
+    return;
+  }
+  absl::StatusOr<v1::SubscribeRequest> request = ParseClientText(frame, mode_);
+  if (!request.ok()) {
+    SendError(0, request.status());
+    return;
+  }
+  Forward(*std::move(request));
+}
+
+void WsSession::Forward(v1::SubscribeRequest request) {
+  Pending pending{request.request_id(), std::nullopt};
+  switch (request.kind_case()) {
+    case v1::SubscribeRequest::kSubscribe: {
+      const v1::EntityKey& key = request.subscribe().key();
+      std::pair<std::string, std::string> id{key.entity(), key.id()};
+      if (!subscriptions_.contains(id) &&
+          subscriptions_.size() >= state_->options.max_subscriptions) {
+        SendError(request.request_id(),
+                  absl::ResourceExhaustedError(absl::StrCat(
+                      "this connection already holds ",
+                      subscriptions_.size(),
+                      " subscriptions, the most the gateway allows "
+                      "(--max_subscriptions)")),
+                  &key);
+        return;
+      }
+      subscriptions_.insert(id);
+      pending.subscribed_key = std::move(id);
+      break;
+    }
+    case v1::SubscribeRequest::kUnsubscribe:
+      subscriptions_.erase(std::make_pair(request.unsubscribe().key().entity(),
+                                          request.unsubscribe().key().id()));
+      break;
+    case v1::SubscribeRequest::kAuthenticate:
+    case v1::SubscribeRequest::kPassthrough:
+      break;
+    case v1::SubscribeRequest::KIND_NOT_SET:
+      SendError(request.request_id(),
+                absl::InvalidArgumentError(
+                    "the request has none of subscribe, unsubscribe, "
+                    "authenticate, passthrough"));
+      return;
+  }
+  if (!request.has_authenticate()) {
+    const uint64_t id = ++next_request_id_;
+    request.set_request_id(id);
+    pending_[id] = std::move(pending);
+  }
+  upstream_queued_ = upstream_->Write(std::move(request));
+}
+
+void WsSession::SendError(uint64_t request_id, const absl::Status& status,
+                          const v1::EntityKey* key) {
+  if (mode_ == WsMode::kBinary) {
+    v1::SubscribeResponse response;
+    v1::Error* error = response.mutable_error();
+    error->set_request_id(request_id);
+    error->set_code(static_cast<int>(status.code()));
+    error->set_message(std::string(status.message()));
+    if (key != nullptr) *error->mutable_key() = *key;
+    Send({response.SerializeAsString(), true});
+    return;
+  }
+  Send({EncodeErrorJson(request_id, status, key), false});
+}
+
+void WsSession::RestoreRequestId(v1::SubscribeResponse* response) {
+  uint64_t upstream_id = 0;
+  switch (response->kind_case()) {
+    case v1::SubscribeResponse::kSubscribed:
+      upstream_id = response->subscribed().request_id();
+      break;
+    case v1::SubscribeResponse::kUnsubscribed:
+      upstream_id = response->unsubscribed().request_id();
+      break;
+    case v1::SubscribeResponse::kError:
+      upstream_id = response->error().request_id();
+      break;
+    case v1::SubscribeResponse::kPassthroughReply:
+      upstream_id = response->passthrough_reply().request_id();
+      break;
+    default:
+      return;
+  }
+  const bool error = response->has_error();
+  const auto code = static_cast<absl::StatusCode>(
+      error ? response->error().code() : 0);
+  uint64_t client_id = 0;
+  auto it = upstream_id == 0 ? pending_.end() : pending_.find(upstream_id);
+  if (it != pending_.end()) {
+    client_id = it->second.client_request_id;
+    // A refused subscribe no longer counts against the limit; a duplicate
+    // one is still held.
+    if (error && it->second.subscribed_key.has_value() &&
+        code != absl::StatusCode::kAlreadyExists) {
+      subscriptions_.erase(*it->second.subscribed_key);
+    }
+    pending_.erase(it);
+  } else if (error && response->error().has_key() &&
+             code != absl::StatusCode::kUnavailable) {
+    // The service dropped a key on its own (e.g. access revoked).
+    subscriptions_.erase(std::make_pair(response->error().key().entity(),
+                                        response->error().key().id()));
+  }
+  switch (response->kind_case()) {
+    case v1::SubscribeResponse::kSubscribed:
+      response->mutable_subscribed()->set_request_id(client_id);
+      break;
+    case v1::SubscribeResponse::kUnsubscribed:
+      response->mutable_unsubscribed()->set_request_id(client_id);
+      break;
+    case v1::SubscribeResponse::kError:
+      response->mutable_error()->set_request_id(client_id);
+      break;
+    case v1::SubscribeResponse::kPassthroughReply:
+      response->mutable_passthrough_reply()->set_request_id(client_id);
+      break;
+    default:
+      break;
+  }
+}
+
+void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
+  if (finished_ || closing_) return;
+  if (response.has_goaway()) {
+    goaway_ = true;
+    const uint32_t within = response.goaway().reconnect_within_ms();
+    absl::BitGen random;
+    const uint32_t delay_ms =
+        within == 0 ? 0 : absl::Uniform<uint32_t>(random, 0, within);
+    goaway_timer_.expires_after(std::chrono::milliseconds(delay_ms));
+    goaway_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+      if (e) return;
+      self->CloseAfterFlush(Reason(
+          static_cast<uint16_t>(websocket::close_code::service_restart),
+          "the entitysync replica is draining; reconnect"));
+    });
+    upstream_->ReadNext();
+    return;
+  }
+  RestoreRequestId(&response);
+  if (mode_ == WsMode::kBinary) {
+    Send({response.SerializeAsString(), true});
+  } else {
+    for (WsFrame& frame : EncodeResponse(response, mode_)) {
+      Send(std::move(frame));
+    }
+  }
+  if (out_.empty()) {
+    upstream_->ReadNext();
+  } else {
+    upstream_waiting_ = true;
+  }
+}
+
+void WsSession::OnUpstreamWriteDone(size_t queued) {
+  upstream_queued_ = queued;
+  MaybeResumeRead();
+}
+
+void WsSession::OnUpstreamDone(const grpc::Status& status) {
+  upstream_done_ = true;
+  if (finished_ || closing_) return;
+  if (!accepted_) {
+    Finish();
+    return;
+  }
+  if (goaway_ || status.ok()) {
+    CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::service_restart),
+               "the entitysync replica is draining; reconnect"));
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::try_again_later),
+               absl::StrCat("entitysync is unavailable: ",
+                            status.error_message())));
+  } else {
+    CloseAfterFlush(Reason(
+        static_cast<uint16_t>(4000 + static_cast<int>(status.error_code())),
+        status.error_message()));
+  }
+}
+
+void WsSession::Send(WsFrame frame) {
+  if (closing_ || finished_) return;
+  out_.push_back(std::move(frame));
+  if (!writing_) DoWrite();
+}
+
+void WsSession::DoWrite() {
+  writing_ = true;
+  ws_.binary(out_.front().binary);
+  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+    // A browser that takes no frame for the whole timeout is cut off.
+    if (!e) beast::get_lowest_layer(self->ws_).close();
+  });
+  ws_.async_write(net::buffer(out_.front().data),
+                  beast::bind_front_handler(&WsSession::OnWrite,
+                                            shared_from_this()));
+}
+
+void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
+  write_timer_.cancel();
+  writing_ = false;
+  if (error) {
+    Finish();
+    return;
+  }
+  out_.pop_front();
+  if (!out_.empty()) {
+    DoWrite();
+  } else if (close_reason_.has_value()) {
+    DoClose();
+  } else if (upstream_waiting_) {
+    upstream_waiting_ = false;
+    upstream_->ReadNext();
+  }
+  MaybeResumeRead();
+}
+
+void WsSession::CloseAfterFlush(websocket::close_reason reason) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  close_reason_ = std::move(reason);
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  if (!writing_) DoClose();
+}
+
+void WsSession::DoClose() {
+  writing_ = true;
+  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+    if (!e) beast::get_lowest_layer(self->ws_).close();
+  });
+  ws_.async_close(*close_reason_,
+                  [self = shared_from_this()](beast::error_code /*error*/) {
+                    self->write_timer_.cancel();
+                    self->writing_ = false;
+                    self->Finish();
+                  });
+  MaybeResumeRead();
+}
+
+void WsSession::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  write_timer_.cancel();
+  goaway_timer_.cancel();
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both,
+                                                 ignored);
+  beast::get_lowest_layer(ws_).close();
+  state_->connections.Remove(this);
+}
+
+void WsSession::Abort() {
+  if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+}
+
+}  // namespace gateway
+}  // namespace entitysync

@@ -1,0 +1,111 @@
+// WsSession is one browser WebSocket at /ws/entity-sync/ and its upstream
+// Subscribe stream (see PROTOCOL.md for the three modes).
+//
+// Flow: a browser frame is parsed (ws_codec, or protobuf in binary mode),
+// given a gateway-chosen request_id, and written upstream; every upstream
+// message becomes zero or more browser frames with the browser's
+// request_id restored. The next upstream message is read only once the
+// frames of the previous one have been written (UpstreamStream's flow
+// control), and the browser is read only while fewer than a few requests
+// wait to go upstream, so a connection buffers a bounded amount either way.
+//
+// Threading: everything runs on the connection's strand; upstream events
+// are posted to it. At most one read and one write (or close) in flight on
+// the socket, as Beast requires.
+#ifndef ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
+#define ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "adapters/gateway/beast.h"
+#include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/upstream.h"
+#include "adapters/gateway/ws_codec.h"
+#include "entitysync/v1/entitysync.pb.h"
+
+namespace entitysync {
+namespace gateway {
+
+class WsSession : public GatewayConnection,
+                  public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(beast::tcp_stream&& stream, GatewayState* state, WsMode mode,
+            std::string subprotocol);
+  ~WsSession() override;
+
+  // Completes the upgrade of `request` and starts the upstream stream with
+  // the request's authorization header. Call once, registered already.
+  void Run(HttpRequest request);
+  void Shutdown() override;
+  void Abort() override;
+
+ private:
+  // A request sent upstream, until its answer comes back.
+  struct Pending {
+    uint64_t client_request_id;
+    std::optional<std::pair<std::string, std::string>> subscribed_key;
+  };
+
+  void OnAccept(beast::error_code error);
+  void StartUpstream();
+  void DoRead();
+  void OnRead(beast::error_code error, size_t bytes);
+  void HandleFrame(bool binary, std::string frame);
+  void Forward(v1::SubscribeRequest request);
+  void SendError(uint64_t request_id, const absl::Status& status,
+                 const v1::EntityKey* key = nullptr);
+  void MaybeResumeRead();
+
+  void OnUpstreamMessage(v1::SubscribeResponse response);
+  void OnUpstreamWriteDone(size_t queued);
+  void OnUpstreamDone(const grpc::Status& status);
+  // Puts the browser's request id back and forgets the pending request.
+  void RestoreRequestId(v1::SubscribeResponse* response);
+
+  void Send(WsFrame frame);
+  void DoWrite();
+  void OnWrite(beast::error_code error, size_t bytes);
+  // Closes with `reason` once the frames queued before it are written.
+  void CloseAfterFlush(websocket::close_reason reason);
+  void DoClose();
+  // The socket is finished: cancel upstream, leave the registry.
+  void Finish();
+
+  websocket::stream<beast::tcp_stream> ws_;
+  GatewayState* const state_;
+  const WsMode mode_;
+  const std::string subprotocol_;
+  net::steady_timer write_timer_;
+  net::steady_timer goaway_timer_;
+
+  // Strand only.
+  std::string authorization_;
+  beast::flat_buffer read_buffer_;
+  std::shared_ptr<UpstreamStream> upstream_;
+  std::deque<WsFrame> out_;
+  bool accepted_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;  // a close is queued or sent; nothing else goes out
+  bool finished_ = false;
+  bool upstream_waiting_ = false;  // an upstream message awaits flushing
+  bool upstream_done_ = false;
+  bool goaway_ = false;
+  size_t upstream_queued_ = 0;
+  std::optional<websocket::close_reason> close_reason_;
+  uint64_t next_request_id_ = 0;
+  absl::flat_hash_map<uint64_t, Pending> pending_;
+  absl::flat_hash_set<std::pair<std::string, std::string>> subscriptions_;
+};
+
+}  // namespace gateway
+}  // namespace entitysync
+
+#endif  // ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
