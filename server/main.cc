@@ -12,6 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "adapters/bus/nats_bus.h"
+#include "adapters/gateway/gateway.h"
+#include "adapters/gateway/static_files.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -66,11 +68,38 @@ ABSL_FLAG(uint64_t, max_row_bytes, 1 << 20, "Row bytes of one update.");
 ABSL_FLAG(uint64_t, max_id_bytes, 1024, "Bytes of a key's id.");
 ABSL_FLAG(uint64_t, max_entity_bytes, 64, "Bytes of a key's entity.");
 ABSL_FLAG(uint64_t, max_notify_changes, 1000, "Changes in one Notify call.");
+ABSL_FLAG(std::string, gateway_address, "",
+          "host:port for the browser gateway (WebSocket, grpc-web) hosted in "
+          "this process; empty runs none. See adapters/gateway/PROTOCOL.md.");
+ABSL_FLAG(std::string, gateway_static, "",
+          "Static files for the hosted gateway: PREFIX=DIR[,PREFIX=DIR...].");
+ABSL_FLAG(std::string, gateway_allowed_origins, "",
+          "Origins allowed by the hosted gateway besides its own; * for any.");
 
 namespace {
 
 using entitysync::Log;
 using entitysync::LogLevel;
+
+absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
+    entitysync::EntitySyncServer* server) {
+  entitysync::gateway::GatewayOptions options;
+  options.address = absl::GetFlag(FLAGS_gateway_address);
+  absl::StatusOr<std::vector<entitysync::gateway::StaticMount>> mounts =
+      entitysync::gateway::ParseStaticMounts(
+          absl::GetFlag(FLAGS_gateway_static));
+  if (!mounts.ok()) return mounts.status();
+  options.static_mounts = *std::move(mounts);
+  options.allowed_origins = absl::StrSplit(
+      absl::GetFlag(FLAGS_gateway_allowed_origins), ',', absl::SkipEmpty());
+  // In-process channels have no per-connection stream cap.
+  options.streams_per_channel = 1 << 30;
+  const int max_message_bytes = options.max_upstream_message_bytes;
+  return entitysync::gateway::Gateway::Start(
+      std::move(options), [server, max_message_bytes] {
+        return server->PublicInProcessChannel(max_message_bytes);
+      });
+}
 
 int Run() {
   entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
@@ -149,6 +178,20 @@ int Run() {
                    ", internal (Notify, health) on port ",
                    (*server)->internal_port()));
 
+  std::unique_ptr<entitysync::gateway::Gateway> gateway;
+  if (!absl::GetFlag(FLAGS_gateway_address).empty()) {
+    absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> started =
+        StartGateway(server->get());
+    if (!started.ok()) {
+      Log(LogLevel::kError, started.status().ToString());
+      (*server)->Shutdown(absl::ZeroDuration());
+      return absl::IsInvalidArgument(started.status()) ? 2 : 1;
+    }
+    gateway = *std::move(started);
+    Log(LogLevel::kInfo, absl::StrCat("gateway (WebSocket, grpc-web) on port ",
+                                      gateway->port()));
+  }
+
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   std::thread signal_thread([&] {
     int sig = 0;
@@ -158,6 +201,8 @@ int Run() {
   });
   (*server)->Wait();
   signal_thread.join();
+  // Its upstream channels lead into the server, so it stops first.
+  if (gateway != nullptr) gateway->Stop(absl::Seconds(1));
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -238,4 +238,11 @@ void EntitySyncServer::Wait() {
   shutdown_mu_.Await(absl::Condition(&stopped_));
 }
 
+std::shared_ptr<grpc::Channel> EntitySyncServer::PublicInProcessChannel(
+    int max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  return public_server_->InProcessChannel(args);
+}
+
 }  // namespace entitysync

@@ -79,6 +79,10 @@ class EntitySyncServer {
   // Blocks until Shutdown has finished.
   void Wait();
 
+  // A new channel to the public port inside this process (no socket), for a
+  // gateway hosted in the server. Valid until Shutdown.
+  std::shared_ptr<grpc::Channel> PublicInProcessChannel(int max_message_bytes);
+
   // For tests and Admin.
   const Hub& hub() const { return *hub_; }
   SchedulerStats scheduler_stats() const { return scheduler_->stats(); }

@@ -55,9 +55,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
   absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(options.address);
   if (!endpoint.ok()) return endpoint.status();
   if (channels == nullptr) {
-    channels = UpstreamPool::TcpChannels(options.upstream,
-                                         options.max_upstream_message_bytes,
-                                         nullptr);
+    channels = UpstreamPool::TcpChannels(
+        options.upstream, options.max_upstream_message_bytes, nullptr);
   }
   std::unique_ptr<Gateway> gateway(
       new Gateway(std::move(options), std::move(channels)));
@@ -68,9 +67,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
   if (!error) acceptor.bind(*endpoint, error);
   if (!error) acceptor.listen(net::socket_base::max_listen_connections, error);
   if (error) {
-    return absl::UnavailableError(absl::StrCat(
-        "gateway cannot listen on ", gateway->state_.options.address, ": ",
-        error.message()));
+    return absl::UnavailableError(absl::StrCat("gateway cannot listen on ",
+                                               gateway->state_.options.address,
+                                               ": ", error.message()));
   }
   gateway->port_ = acceptor.local_endpoint().port();
   gateway->DoAccept();
@@ -83,16 +82,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
 Gateway::~Gateway() { Stop(); }
 
 void Gateway::DoAccept() {
-  acceptor_.async_accept(
-      net::make_strand(io_), [this](beast::error_code error, tcp::socket socket) {
-        if (error == net::error::operation_aborted || !acceptor_.is_open()) {
-          return;
-        }
-        if (!error) {
-          std::make_shared<HttpSession>(std::move(socket), &state_)->Run();
-        }
-        DoAccept();
-      });
+  acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code error,
+                                                       tcp::socket socket) {
+    if (error == net::error::operation_aborted || !acceptor_.is_open()) {
+      return;
+    }
+    if (!error) {
+      std::make_shared<HttpSession>(std::move(socket), &state_)->Run();
+    }
+    DoAccept();
+  });
 }
 
 void Gateway::Stop(absl::Duration grace) {

@@ -17,7 +17,9 @@
 ABSL_FLAG(std::string, address, "127.0.0.1:8080",
           "host:port for HTTP, WebSocket and grpc-web.");
 ABSL_FLAG(std::string, upstream, "127.0.0.1:7070",
-          "host:port of entitysync's public (Subscribe) port.");
+          "gRPC target of entitysync's public (Subscribe) port: host:port, "
+          "or ipv4:h1:p1,h2:p2 / dns:///name:port for several replicas "
+          "(streams are spread round-robin).");
 ABSL_FLAG(std::string, static, "",
           "Static files: PREFIX=DIR[,PREFIX=DIR...], e.g. "
           "/=examples/web,/lib/=client/web/dist. Empty serves none.");
@@ -54,7 +56,8 @@ int Run() {
   absl::StatusOr<std::vector<entitysync::gateway::StaticMount>> mounts =
       entitysync::gateway::ParseStaticMounts(absl::GetFlag(FLAGS_static));
   if (!mounts.ok()) {
-    Log(LogLevel::kError, absl::StrCat("--static: ", mounts.status().message()));
+    Log(LogLevel::kError,
+        absl::StrCat("--static: ", mounts.status().message()));
     return 2;
   }
   options.static_mounts = *std::move(mounts);

@@ -24,7 +24,9 @@ namespace gateway {
 struct GatewayOptions {
   // host:port to listen on; port 0 picks a free one (see Gateway::port).
   std::string address = "127.0.0.1:8080";
-  // host:port of the service's public port (EntitySync.Subscribe).
+  // gRPC target of the service's public port (EntitySync.Subscribe):
+  // host:port, or several replicas as ipv4:h1:p1,h2:p2 or a DNS name with
+  // several addresses; streams are spread round-robin.
   std::string upstream = "127.0.0.1:7070";
   // Origins (scheme://host[:port]) allowed to open a WebSocket or call
   // grpc-web besides the gateway's own; "*" allows every origin. Requests

@@ -87,12 +87,11 @@ void GrpcWebCall::OnHeaderWritten(beast::error_code error, size_t) {
 void GrpcWebCall::WatchForDisconnect() {
   // The browser sends nothing more on this connection; anything that
   // completes this read means it is gone (or misbehaving).
-  stream_.async_read_some(
-      net::buffer(probe_),
-      [self = shared_from_this()](beast::error_code, size_t) {
-        if (self->ended_) return;
-        self->Finish();
-      });
+  stream_.async_read_some(net::buffer(probe_), [self = shared_from_this()](
+                                                   beast::error_code, size_t) {
+    if (self->ended_) return;
+    self->Finish();
+  });
 }
 
 void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
@@ -130,8 +129,8 @@ void GrpcWebCall::DoWrite() {
     if (!e) self->stream_.close();
   });
   writing_ = true;
-  auto on_write = beast::bind_front_handler(&GrpcWebCall::OnWrite,
-                                            shared_from_this());
+  auto on_write =
+      beast::bind_front_handler(&GrpcWebCall::OnWrite, shared_from_this());
   if (out_.empty()) {
     // Only reached once ended_: the terminating chunk.
     net::async_write(stream_, http::make_chunk_last(), std::move(on_write));

@@ -25,8 +25,7 @@ namespace gateway {
 
 // Headers every grpc-web and preflight response carries for `origin` (empty
 // when the request had none).
-void SetCorsHeaders(absl::string_view origin,
-                    http::response_header<>* headers);
+void SetCorsHeaders(absl::string_view origin, http::response_header<>* headers);
 
 class GrpcWebCall : public GatewayConnection,
                     public std::enable_shared_from_this<GrpcWebCall> {

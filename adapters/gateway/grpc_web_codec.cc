@@ -36,11 +36,10 @@ std::string Finish(std::string frame, GrpcWebFormat format) {
 
 }  // namespace
 
-absl::StatusOr<GrpcWebFormat> GrpcWebFormatFor(
-    absl::string_view content_type) {
+absl::StatusOr<GrpcWebFormat> GrpcWebFormatFor(absl::string_view content_type) {
   // Parameters such as "; charset=utf-8" do not matter.
-  absl::string_view type =
-      absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';')));
+  absl::string_view type = absl::StripAsciiWhitespace(
+      content_type.substr(0, content_type.find(';')));
   if (absl::EqualsIgnoreCase(type, "application/grpc-web") ||
       absl::EqualsIgnoreCase(type, "application/grpc-web+proto")) {
     return GrpcWebFormat::kBinary;
@@ -104,9 +103,8 @@ std::string EncodeGrpcWebMessage(absl::string_view message,
 
 std::string EncodeGrpcWebTrailers(const grpc::Status& status,
                                   GrpcWebFormat format) {
-  std::string trailers =
-      absl::StrCat("grpc-status:", static_cast<int>(status.error_code()),
-                   "\r\n");
+  std::string trailers = absl::StrCat(
+      "grpc-status:", static_cast<int>(status.error_code()), "\r\n");
   if (!status.error_message().empty()) {
     absl::StrAppend(&trailers, "grpc-message:",
                     PercentEncodeGrpcMessage(status.error_message()), "\r\n");

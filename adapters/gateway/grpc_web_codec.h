@@ -1,8 +1,9 @@
-// grpc-web framing (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md):
-// every message is a 5-byte header (flag byte, 32-bit big-endian length)
-// followed by the message; the trailers are a frame with flag 0x80 holding
-// "grpc-status: N\r\ngrpc-message: ...\r\n". In the -text variant the bytes
-// are base64, each frame encoded on its own.
+// grpc-web framing
+// (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md): every message
+// is a 5-byte header (flag byte, 32-bit big-endian length) followed by the
+// message; the trailers are a frame with flag 0x80 holding "grpc-status:
+// N\r\ngrpc-message: ...\r\n". In the -text variant the bytes are base64, each
+// frame encoded on its own.
 //
 // Pure functions, thread-safe; malformed input is an INVALID_ARGUMENT status.
 #ifndef ENTITYSYNC_ADAPTERS_GATEWAY_GRPC_WEB_CODEC_H_

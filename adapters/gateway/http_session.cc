@@ -30,9 +30,9 @@ HttpSession::HttpSession(tcp::socket&& socket, GatewayState* state)
     : stream_(std::move(socket)), state_(state) {}
 
 void HttpSession::Run() {
-  net::dispatch(stream_.get_executor(),
-                beast::bind_front_handler(&HttpSession::DoRead,
-                                          shared_from_this()));
+  net::dispatch(
+      stream_.get_executor(),
+      beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
 }
 
 void HttpSession::DoRead() {
@@ -40,9 +40,9 @@ void HttpSession::DoRead() {
   parser_->header_limit(16 << 10);
   parser_->body_limit(state_->options.max_message_bytes);
   stream_.expires_after(std::chrono::seconds(30));
-  http::async_read(stream_, buffer_, *parser_,
-                   beast::bind_front_handler(&HttpSession::OnRead,
-                                             shared_from_this()));
+  http::async_read(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
 }
 
 void HttpSession::OnRead(beast::error_code error, size_t) {
@@ -65,9 +65,9 @@ void HttpSession::OnRead(beast::error_code error, size_t) {
         error != net::error::connection_reset && error != net::error::eof) {
       HttpRequest request;
       request.version(11);
-      auto response = Plain(request, http::status::bad_request,
-                            absl::StrCat("malformed HTTP request: ",
-                                         error.message(), "\n"));
+      auto response = Plain(
+          request, http::status::bad_request,
+          absl::StrCat("malformed HTTP request: ", error.message(), "\n"));
       response.keep_alive(false);
       Respond(std::move(response));
     }
@@ -192,12 +192,11 @@ void HttpSession::Watch(HttpRequest request) {
                            "WatchRequest.keys is empty");
   } else if (static_cast<size_t>(watch.keys_size()) >
              state_->options.max_subscriptions) {
-    refused = grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("WatchRequest has ", watch.keys_size(),
-                     " keys; the gateway allows ",
-                     state_->options.max_subscriptions,
-                     " (--max_subscriptions)"));
+    refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           absl::StrCat("WatchRequest has ", watch.keys_size(),
+                                        " keys; the gateway allows ",
+                                        state_->options.max_subscriptions,
+                                        " (--max_subscriptions)"));
   }
   if (refused.ok() && state_->connections.full()) {
     refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -226,8 +225,9 @@ void HttpSession::Watch(HttpRequest request) {
   Respond(std::move(response));
 }
 
-http::response<http::string_body> HttpSession::Plain(
-    const HttpRequest& request, http::status status, std::string body) const {
+http::response<http::string_body> HttpSession::Plain(const HttpRequest& request,
+                                                     http::status status,
+                                                     std::string body) const {
   http::response<http::string_body> response{status, request.version()};
   response.set(http::field::server, "entitysync-gateway");
   response.set(http::field::content_type, "text/plain; charset=utf-8");

@@ -71,8 +71,8 @@ absl::StatusOr<StaticFile> StaticFiles::Get(absl::string_view target) const {
   }
   for (const StaticMount& mount : mounts_) {
     if (!absl::StartsWith(path, mount.url_prefix)) continue;
-    std::string file =
-        absl::StrCat(mount.directory, "/", path.substr(mount.url_prefix.size()));
+    std::string file = absl::StrCat(mount.directory, "/",
+                                    path.substr(mount.url_prefix.size()));
     if (absl::EndsWith(file, "/")) file += "index.html";
     std::error_code error;
     if (!std::filesystem::is_regular_file(file, error)) continue;

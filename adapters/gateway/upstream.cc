@@ -23,6 +23,9 @@ UpstreamPool::ChannelFactory UpstreamPool::TcpChannels(
     // Without a local pool, channels with equal arguments share one
     // connection, and with it the per-connection stream cap.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    // A target that names several replicas (ipv4:a:7070,b:7070, or a DNS
+    // name with several addresses) spreads streams over all of them.
+    args.SetLoadBalancingPolicyName("round_robin");
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
     return grpc::CreateCustomChannel(target, credentials, args);
@@ -58,7 +61,8 @@ size_t UpstreamPool::streams() const {
 
 bool UpstreamPool::WaitUntilIdle(absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return streams_ == 0; };
+  auto idle = [this]()
+                  ABSL_SHARED_LOCKS_REQUIRED(mu_) { return streams_ == 0; };
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
@@ -77,7 +81,7 @@ std::shared_ptr<UpstreamStream> UpstreamStream::Start(
   }
   stream->self_ = stream;
   v1::EntitySync::NewStub(channel)->async()->Subscribe(&stream->context_,
-                                                        stream.get());
+                                                       stream.get());
   // The hold lets ReadNext and Write start operations from outside
   // reactions; it is released once the stream is ending and idle.
   stream->AddHold();

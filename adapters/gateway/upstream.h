@@ -70,9 +70,8 @@ class UpstreamPool {
   size_t streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-class UpstreamStream
-    : public grpc::ClientBidiReactor<v1::SubscribeRequest,
-                                     v1::SubscribeResponse> {
+class UpstreamStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
+                                                      v1::SubscribeResponse> {
  public:
   struct Events {
     // A message; call ReadNext for the next one.

@@ -91,15 +91,15 @@ void AppendRowJson(const v1::Row& row, std::string* out) {
 std::string EncodeEnveloped(const v1::SubscribeResponse& response) {
   switch (response.kind_case()) {
     case v1::SubscribeResponse::kSubscribed:
-      return absl::StrCat(
-          "{\"type\":\"subscribed\",\"request_id\":",
-          VersionJson(response.subscribed().request_id()),
-          ",\"key\":", KeyJson(response.subscribed().key()), "}");
+      return absl::StrCat("{\"type\":\"subscribed\",\"request_id\":",
+                          VersionJson(response.subscribed().request_id()),
+                          ",\"key\":", KeyJson(response.subscribed().key()),
+                          "}");
     case v1::SubscribeResponse::kUnsubscribed:
-      return absl::StrCat(
-          "{\"type\":\"unsubscribed\",\"request_id\":",
-          VersionJson(response.unsubscribed().request_id()),
-          ",\"key\":", KeyJson(response.unsubscribed().key()), "}");
+      return absl::StrCat("{\"type\":\"unsubscribed\",\"request_id\":",
+                          VersionJson(response.unsubscribed().request_id()),
+                          ",\"key\":", KeyJson(response.unsubscribed().key()),
+                          "}");
     case v1::SubscribeResponse::kUpdate: {
       const v1::Update& update = response.update();
       std::string out = absl::StrCat(
@@ -114,10 +114,9 @@ std::string EncodeEnveloped(const v1::SubscribeResponse& response) {
       return out;
     }
     case v1::SubscribeResponse::kStale:
-      return absl::StrCat("{\"type\":\"stale\",\"key\":",
-                          KeyJson(response.stale().key()),
-                          ",\"reason\":", Quote(response.stale().reason()),
-                          "}");
+      return absl::StrCat(
+          "{\"type\":\"stale\",\"key\":", KeyJson(response.stale().key()),
+          ",\"reason\":", Quote(response.stale().reason()), "}");
     case v1::SubscribeResponse::kError: {
       const v1::Error& error = response.error();
       absl::Status status(static_cast<absl::StatusCode>(error.code()),

@@ -25,8 +25,9 @@ std::chrono::nanoseconds ToChrono(absl::Duration duration) {
 
 websocket::close_reason Reason(uint16_t code, absl::string_view text) {
   absl::string_view reason = TruncateUtf8(text, kMaxCloseReasonBytes);
-  return websocket::close_reason(static_cast<websocket::close_code>(code),
-                                 beast::string_view(reason.data(), reason.size()));
+  return websocket::close_reason(
+      static_cast<websocket::close_code>(code),
+      beast::string_view(reason.data(), reason.size()));
 }
 
 }  // namespace
@@ -71,9 +72,9 @@ void WsSession::Shutdown() {
       self->Finish();
       return;
     }
-    self->CloseAfterFlush(Reason(static_cast<uint16_t>(
-                                     websocket::close_code::going_away),
-                                 "entitysync-gateway is shutting down"));
+    self->CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::going_away),
+               "entitysync-gateway is shutting down"));
   });
 }
 
@@ -106,8 +107,8 @@ void WsSession::StartUpstream() {
     net::post(self->ws_.get_executor(),
               [self, status] { self->OnUpstreamDone(status); });
   };
-  upstream_ =
-      UpstreamStream::Start(&state_->upstream, authorization_, std::move(events));
+  upstream_ = UpstreamStream::Start(&state_->upstream, authorization_,
+                                    std::move(events));
 }
 
 void WsSession::DoRead() {
@@ -133,8 +134,8 @@ void WsSession::OnRead(beast::error_code error, size_t /*bytes*/) {
 void WsSession::MaybeResumeRead() {
   if (!accepted_ || reading_ || finished_) return;
   // While closing, reading only waits for the browser's close frame.
-  if (!closing_ &&
-      (upstream_queued_ >= kMaxUpstreamQueued || out_.size() >= kMaxOutFrames)) {
+  if (!closing_ && (upstream_queued_ >= kMaxUpstreamQueued ||
+                    out_.size() >= kMaxOutFrames)) {
     return;
   }
   DoRead();
@@ -144,17 +145,17 @@ void WsSession::HandleFrame(bool binary, std::string frame) {
   if (closing_) return;
   if (mode_ == WsMode::kBinary) {
     if (!binary) {
-      CloseAfterFlush(Reason(
-          static_cast<uint16_t>(websocket::close_code::unknown_data),
-          "text frame in binary mode (entitysync.v1.proto); send "
-          "SubscribeRequest messages as binary frames"));
+      CloseAfterFlush(
+          Reason(static_cast<uint16_t>(websocket::close_code::unknown_data),
+                 "text frame in binary mode (entitysync.v1.proto); send "
+                 "SubscribeRequest messages as binary frames"));
       return;
     }
     v1::SubscribeRequest request;
     if (!request.ParseFromString(frame)) {
-      SendError(0, absl::InvalidArgumentError(
-                       "the binary frame is not a serialized "
-                       "entitysync.v1.SubscribeRequest"));
+      SendError(
+          0, absl::InvalidArgumentError("the binary frame is not a serialized "
+                                        "entitysync.v1.SubscribeRequest"));
       return;
     }
     Forward(std::move(request));
@@ -184,8 +185,7 @@ void WsSession::Forward(v1::SubscribeRequest request) {
           subscriptions_.size() >= state_->options.max_subscriptions) {
         SendError(request.request_id(),
                   absl::ResourceExhaustedError(absl::StrCat(
-                      "this connection already holds ",
-                      subscriptions_.size(),
+                      "this connection already holds ", subscriptions_.size(),
                       " subscriptions, the most the gateway allows "
                       "(--max_subscriptions)")),
                   &key);
@@ -251,8 +251,8 @@ void WsSession::RestoreRequestId(v1::SubscribeResponse* response) {
       return;
   }
   const bool error = response->has_error();
-  const auto code = static_cast<absl::StatusCode>(
-      error ? response->error().code() : 0);
+  const auto code =
+      static_cast<absl::StatusCode>(error ? response->error().code() : 0);
   uint64_t client_id = 0;
   auto it = upstream_id == 0 ? pending_.end() : pending_.find(upstream_id);
   if (it != pending_.end()) {
@@ -299,9 +299,9 @@ void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
     goaway_timer_.expires_after(std::chrono::milliseconds(delay_ms));
     goaway_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
       if (e) return;
-      self->CloseAfterFlush(Reason(
-          static_cast<uint16_t>(websocket::close_code::service_restart),
-          "the entitysync replica is draining; reconnect"));
+      self->CloseAfterFlush(
+          Reason(static_cast<uint16_t>(websocket::close_code::service_restart),
+                 "the entitysync replica is draining; reconnect"));
     });
     upstream_->ReadNext();
     return;
@@ -338,10 +338,9 @@ void WsSession::OnUpstreamDone(const grpc::Status& status) {
         Reason(static_cast<uint16_t>(websocket::close_code::service_restart),
                "the entitysync replica is draining; reconnect"));
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    CloseAfterFlush(
-        Reason(static_cast<uint16_t>(websocket::close_code::try_again_later),
-               absl::StrCat("entitysync is unavailable: ",
-                            status.error_message())));
+    CloseAfterFlush(Reason(
+        static_cast<uint16_t>(websocket::close_code::try_again_later),
+        absl::StrCat("entitysync is unavailable: ", status.error_message())));
   } else {
     CloseAfterFlush(Reason(
         static_cast<uint16_t>(4000 + static_cast<int>(status.error_code())),
@@ -363,9 +362,9 @@ void WsSession::DoWrite() {
     // A browser that takes no frame for the whole timeout is cut off.
     if (!e) beast::get_lowest_layer(self->ws_).close();
   });
-  ws_.async_write(net::buffer(out_.front().data),
-                  beast::bind_front_handler(&WsSession::OnWrite,
-                                            shared_from_this()));
+  ws_.async_write(
+      net::buffer(out_.front().data),
+      beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
 }
 
 void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
