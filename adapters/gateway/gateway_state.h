@@ -61,8 +61,9 @@ class GatewayConnection {
   // Ends the connection because the gateway stops (close code 1001, or
   // UNAVAILABLE for grpc-web). Any thread; returns at once.
   virtual void Shutdown() = 0;
-  // Cancels the upstream stream at once. Only once the gateway's threads
-  // have stopped (nothing else touches the connection then).
+  // Cancels the upstream stream and closes the socket at once. Only once
+  // the gateway's threads have stopped (nothing else touches the connection
+  // then).
   virtual void Abort() = 0;
 };
 

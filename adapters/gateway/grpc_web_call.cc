@@ -81,7 +81,7 @@ void GrpcWebCall::OnHeaderWritten(beast::error_code error, size_t) {
   }
   header_written_ = true;
   WatchForDisconnect();
-  if (!writing_) DoWrite();
+  if (!writing_ && (!out_.empty() || ended_)) DoWrite();
 }
 
 void GrpcWebCall::WatchForDisconnect() {
@@ -95,7 +95,7 @@ void GrpcWebCall::WatchForDisconnect() {
 }
 
 void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
-  if (ending_ || finished_) return;
+  if (ending_ || finished_ || upstream_ == nullptr) return;
   if (response.has_goaway()) {
     End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                      "the entitysync replica is draining; call again"));
@@ -107,6 +107,8 @@ void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
 
 void GrpcWebCall::OnUpstreamDone(const grpc::Status& status) {
   upstream_done_ = true;
+  // The stream's events hold this call; dropping the stream ends that cycle.
+  upstream_.reset();
   if (status.ok()) {
     End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                      "the entitysync stream ended; call again"));
@@ -155,7 +157,7 @@ void GrpcWebCall::OnWrite(beast::error_code error, size_t) {
   out_.pop_front();
   if (!out_.empty() || ended_) {
     DoWrite();
-  } else if (upstream_waiting_) {
+  } else if (upstream_waiting_ && upstream_ != nullptr) {
     upstream_waiting_ = false;
     upstream_->ReadNext();
   }
@@ -184,6 +186,8 @@ void GrpcWebCall::Finish() {
 
 void GrpcWebCall::Abort() {
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  upstream_.reset();
+  stream_.close();
 }
 
 }  // namespace gateway

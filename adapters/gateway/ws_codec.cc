@@ -189,7 +189,8 @@ WsMode ChooseMode(absl::string_view offered, std::string* chosen) {
 }
 
 absl::StatusOr<v1::SubscribeRequest> ParseClientText(absl::string_view text,
-                                                     WsMode mode) {
+                                                     WsMode mode,
+                                                     uint64_t* request_id_out) {
   Json message = Json::parse(text.begin(), text.end(), nullptr,
                              /*allow_exceptions=*/false);
   if (message.is_discarded()) return Invalid("the frame is not valid JSON");
@@ -201,6 +202,7 @@ absl::StatusOr<v1::SubscribeRequest> ParseClientText(absl::string_view text,
       absl::StatusOr<uint64_t> id = ReadUint(*request_id, "request_id");
       if (!id.ok()) return id.status();
       request.set_request_id(*id);
+      if (request_id_out != nullptr) *request_id_out = *id;
     }
   }
   auto action = message.find("action");

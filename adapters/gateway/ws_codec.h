@@ -46,9 +46,10 @@ struct WsFrame {
 // unsubscribe and secret become those requests; any other JSON object (other
 // action, or none) becomes a passthrough carrying the frame as it is. In the
 // enveloped mode "request_id" is taken from the frame; in the legacy mode it
-// is 0.
-absl::StatusOr<v1::SubscribeRequest> ParseClientText(absl::string_view text,
-                                                     WsMode mode);
+// is 0. `request_id`, when not null, receives the frame's request id as soon
+// as it is known, so that an error about the rest of the frame can echo it.
+absl::StatusOr<v1::SubscribeRequest> ParseClientText(
+    absl::string_view text, WsMode mode, uint64_t* request_id = nullptr);
 
 // The frames a response becomes. Legacy: each row of an update as its own
 // frame (text when UTF-8, else binary), an error as an error object, a

@@ -167,9 +167,11 @@ void WsSession::HandleFrame(bool binary, std::string frame) {
                "binary frame in a JSON mode; send JSON text frames"));
     return;
   }
-  absl::StatusOr<v1::SubscribeRequest> request = ParseClientText(frame, mode_);
+  uint64_t request_id = 0;
+  absl::StatusOr<v1::SubscribeRequest> request =
+      ParseClientText(frame, mode_, &request_id);
   if (!request.ok()) {
-    SendError(0, request.status());
+    SendError(request_id, request.status());
     return;
   }
   Forward(*std::move(request));
@@ -214,6 +216,7 @@ void WsSession::Forward(v1::SubscribeRequest request) {
     request.set_request_id(id);
     pending_[id] = std::move(pending);
   }
+  if (upstream_ == nullptr) return;  // ended; the close is on its way
   upstream_queued_ = upstream_->Write(std::move(request));
 }
 
@@ -289,7 +292,7 @@ void WsSession::RestoreRequestId(v1::SubscribeResponse* response) {
 }
 
 void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
-  if (finished_ || closing_) return;
+  if (finished_ || closing_ || upstream_ == nullptr) return;
   if (response.has_goaway()) {
     goaway_ = true;
     const uint32_t within = response.goaway().reconnect_within_ms();
@@ -328,6 +331,9 @@ void WsSession::OnUpstreamWriteDone(size_t queued) {
 
 void WsSession::OnUpstreamDone(const grpc::Status& status) {
   upstream_done_ = true;
+  // The stream's events hold this session; dropping the stream ends that
+  // cycle.
+  upstream_.reset();
   if (finished_ || closing_) return;
   if (!accepted_) {
     Finish();
@@ -379,7 +385,7 @@ void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
     DoWrite();
   } else if (close_reason_.has_value()) {
     DoClose();
-  } else if (upstream_waiting_) {
+  } else if (upstream_waiting_ && upstream_ != nullptr) {
     upstream_waiting_ = false;
     upstream_->ReadNext();
   }
@@ -425,6 +431,8 @@ void WsSession::Finish() {
 
 void WsSession::Abort() {
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
+  upstream_.reset();
+  beast::get_lowest_layer(ws_).close();
 }
 
 }  // namespace gateway

@@ -20,7 +20,10 @@ TEST(GrpcWebCodecTest, FormatFromContentType) {
 }
 
 TEST(GrpcWebCodecTest, MessageRoundTripsInBothFormats) {
-  const std::string message("\x0a\x03" "abc", 5);
+  const std::string message(
+      "\x0a\x03"
+      "abc",
+      5);
   const std::string binary =
       EncodeGrpcWebMessage(message, GrpcWebFormat::kBinary);
   EXPECT_EQ(binary, std::string("\x00\x00\x00\x00\x05", 5) + message);
@@ -32,10 +35,11 @@ TEST(GrpcWebCodecTest, MessageRoundTripsInBothFormats) {
 
 TEST(GrpcWebCodecTest, MalformedBodiesAreRefused) {
   EXPECT_FALSE(DecodeGrpcWebRequest("", GrpcWebFormat::kBinary).ok());
-  EXPECT_FALSE(
-      DecodeGrpcWebRequest(std::string("\x00\x00\x00\x00\x09" "ab", 7),
-                           GrpcWebFormat::kBinary)
-          .ok());
+  EXPECT_FALSE(DecodeGrpcWebRequest(std::string("\x00\x00\x00\x00\x09"
+                                                "ab",
+                                                7),
+                                    GrpcWebFormat::kBinary)
+                   .ok());
   // Compressed (flag 1) and trailer frames are not requests.
   EXPECT_FALSE(DecodeGrpcWebRequest(std::string("\x01\x00\x00\x00\x00", 5),
                                     GrpcWebFormat::kBinary)
@@ -51,9 +55,9 @@ TEST(GrpcWebCodecTest, TrailersCarryStatusAndPercentEncodedMessage) {
   EXPECT_EQ(trailers.substr(0, 1), "\x80");
   EXPECT_EQ(static_cast<unsigned char>(trailers[4]), body.size());
   EXPECT_EQ(trailers.substr(5), body);
-  EXPECT_EQ(EncodeGrpcWebTrailers(grpc::Status::OK, GrpcWebFormat::kBinary)
-                .substr(5),
-            "grpc-status:0\r\n");
+  EXPECT_EQ(
+      EncodeGrpcWebTrailers(grpc::Status::OK, GrpcWebFormat::kBinary).substr(5),
+      "grpc-status:0\r\n");
 }
 
 }  // namespace

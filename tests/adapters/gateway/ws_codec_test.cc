@@ -12,9 +12,9 @@ TEST(ChooseModeTest, FirstKnownSubprotocolWinsAndUnknownMeansLegacy) {
   std::string chosen;
   EXPECT_EQ(ChooseMode("", &chosen), WsMode::kLegacy);
   EXPECT_EQ(chosen, "");
-  EXPECT_EQ(ChooseMode("chat, entitysync.v1.proto, entitysync.v1.json",
-                       &chosen),
-            WsMode::kBinary);
+  EXPECT_EQ(
+      ChooseMode("chat, entitysync.v1.proto, entitysync.v1.json", &chosen),
+      WsMode::kBinary);
   EXPECT_EQ(chosen, "entitysync.v1.proto");
   EXPECT_EQ(ChooseMode("entitysync.v1.json", &chosen), WsMode::kEnveloped);
   EXPECT_EQ(chosen, "entitysync.v1.json");
@@ -66,10 +66,10 @@ TEST(ParseClientTextTest, EnvelopedExtras) {
   EXPECT_EQ(request->request_id(), 7u);
   EXPECT_EQ(request->subscribe().known_version(), 18446744073709551615u);
   EXPECT_TRUE(request->subscribe().skip_snapshot());
-  absl::StatusOr<v1::SubscribeRequest> as_string = ParseClientText(
-      R"({"action":"subscribe","body":{"entity":"a","id":"1",)"
-      R"("known_version":"9007199254740993"}})",
-      WsMode::kEnveloped);
+  absl::StatusOr<v1::SubscribeRequest> as_string =
+      ParseClientText(R"({"action":"subscribe","body":{"entity":"a","id":"1",)"
+                      R"("known_version":"9007199254740993"}})",
+                      WsMode::kEnveloped);
   ASSERT_TRUE(as_string.ok());
   EXPECT_EQ(as_string->subscribe().known_version(), 9007199254740993u);
   // The legacy mode has no request ids.
@@ -109,6 +109,15 @@ TEST(ParseClientTextTest, MalformedFramesGetPreciseErrors) {
     EXPECT_NE(request.status().message().find(c.message), std::string::npos)
         << c.frame << " -> " << request.status();
   }
+}
+
+TEST(ParseClientTextTest, ErrorsKnowTheRequestIdOfTheFrame) {
+  uint64_t request_id = 0;
+  absl::StatusOr<v1::SubscribeRequest> request =
+      ParseClientText(R"({"action":"subscribe","request_id":4})",
+                      WsMode::kEnveloped, &request_id);
+  EXPECT_FALSE(request.ok());
+  EXPECT_EQ(request_id, 4u);
 }
 
 v1::SubscribeResponse UpdateWithRows(std::initializer_list<std::string> rows) {
@@ -194,8 +203,8 @@ TEST(EncodeResponseTest, ErrorsAndAcks) {
 }
 
 TEST(EncodeErrorJsonTest, InvalidUtf8InMessagesIsReplacedNotFatal) {
-  const std::string json = EncodeErrorJson(
-      0, absl::InvalidArgumentError("bad \xc3 byte"), nullptr);
+  const std::string json =
+      EncodeErrorJson(0, absl::InvalidArgumentError("bad \xc3 byte"), nullptr);
   EXPECT_EQ(json.find('\xc3'), std::string::npos);
   EXPECT_NE(json.find("INVALID_ARGUMENT"), std::string::npos);
 }

@@ -1,0 +1,223 @@
+// The gateway between real WebSocket clients (Boost.Beast, synchronous) and
+// the real server with the SQLite resolver: what a browser sees when items
+// change, when it reads slowly, when the replica drains and when the gateway
+// stops. Runs under ASan in CI, which is the point of the lifetime cases.
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "adapters/gateway/beast.h"
+#include "adapters/gateway/gateway.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/e2e_harness.h"
+
+namespace entitysync::testing {
+namespace {
+
+namespace beast = gateway::beast;
+namespace net = gateway::net;
+namespace websocket = gateway::websocket;
+using tcp = gateway::tcp;
+using Json = nlohmann::json;
+
+// A blocking WebSocket client; reads give up after `timeout`.
+class WsClient {
+ public:
+  WsClient(int port, const std::string& subprotocol,
+           absl::Duration timeout = absl::Seconds(10))
+      : ws_(io_) {
+    ws_.next_layer().connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)), 0};
+    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv,
+               sizeof(tv));
+    ws_.set_option(websocket::stream_base::decorator(
+        [subprotocol](websocket::request_type& request) {
+          if (!subprotocol.empty()) {
+            request.set(beast::http::field::sec_websocket_protocol,
+                        subprotocol);
+          }
+        }));
+    ws_.handshake(absl::StrCat("127.0.0.1:", port), "/ws/entity-sync/");
+  }
+
+  void Send(const std::string& text) {
+    ws_.text(true);
+    ws_.write(net::buffer(text));
+  }
+
+  // The next message, or nullopt when the connection closed (close_code()
+  // tells how) or nothing came in time.
+  std::optional<std::string> Read() {
+    beast::flat_buffer buffer;
+    beast::error_code error;
+    ws_.read(buffer, error);
+    if (error) {
+      error_ = error;
+      return std::nullopt;
+    }
+    return beast::buffers_to_string(buffer.data());
+  }
+
+  // Reads until an update for `id` with a version of at least `version`.
+  std::optional<Json> ReadUpdate(const std::string& id, uint64_t version) {
+    while (std::optional<std::string> text = Read()) {
+      Json message = Json::parse(*text, nullptr, false);
+      if (message.value("type", "") == "update" &&
+          message["key"]["id"] == id &&
+          message["version"].get<uint64_t>() >= version) {
+        return message;
+      }
+    }
+    return std::nullopt;
+  }
+
+  int close_code() const { return ws_.reason().code; }
+  beast::error_code error() const { return error_; }
+
+ private:
+  net::io_context io_;
+  websocket::stream<tcp::socket> ws_;
+  beast::error_code error_;
+};
+
+std::string Subscribe(const std::string& id, int request_id) {
+  return absl::StrCat(R"({"action":"subscribe","request_id":)", request_id,
+                      R"(,"body":{"entity":"items","id":")", id, R"("}})");
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_.Set("100", "Desk lamp");
+    ServerOptions options;
+    options.config = ItemsConfig(backend_.target());
+    options.public_address = "127.0.0.1:0";
+    options.internal_address = "127.0.0.1:0";
+    options.goaway_reconnect_within = absl::Milliseconds(200);
+    server_ = StartServer(std::move(options));
+    ASSERT_NE(server_, nullptr);
+    gateway::GatewayOptions gateway_options;
+    gateway_options.address = "127.0.0.1:0";
+    gateway_options.upstream =
+        absl::StrCat("127.0.0.1:", server_->public_port());
+    auto started = gateway::Gateway::Start(gateway_options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    gateway_ = *std::move(started);
+  }
+
+  uint64_t Change(const std::string& id, const std::string& name) {
+    const uint64_t version = backend_.Set(id, name);
+    EXPECT_TRUE(Notify(server_->internal_port(), {id}).ok());
+    return version;
+  }
+
+  ItemsBackend backend_;
+  std::unique_ptr<EntitySyncServer> server_;
+  std::unique_ptr<gateway::Gateway> gateway_;
+};
+
+TEST_F(GatewayTest, EnvelopedClientGetsSnapshotThenChanges) {
+  WsClient client(gateway_->port(), "entitysync.v1.json");
+  client.Send(Subscribe("100", 7));
+  std::optional<std::string> ack = client.Read();
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(Json::parse(*ack)["request_id"], 7);
+  std::optional<Json> snapshot = client.ReadUpdate("100", 0);
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->at("rows")[0]["json"]["name"], "Desk lamp");
+
+  const uint64_t version = Change("100", "Reading lamp");
+  std::optional<Json> update = client.ReadUpdate("100", version);
+  ASSERT_TRUE(update.has_value());
+  EXPECT_EQ(update->at("rows")[0]["json"]["name"], "Reading lamp");
+}
+
+TEST_F(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
+  WsClient slow(gateway_->port(), "entitysync.v1.json");
+  WsClient healthy(gateway_->port(), "entitysync.v1.json");
+  slow.Send(Subscribe("100", 1));
+  healthy.Send(Subscribe("100", 1));
+  ASSERT_TRUE(healthy.ReadUpdate("100", 0).has_value());
+  // The slow client reads nothing while 200 changes of 4 KB names happen.
+  uint64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    last = Change("100", absl::StrCat(i, std::string(4096, 'x')));
+    if (i % 20 == 0) {
+      ASSERT_TRUE(healthy.ReadUpdate("100", last).has_value()) << i;
+    }
+  }
+  ASSERT_TRUE(healthy.ReadUpdate("100", last).has_value());
+  // Then it catches up to the final state, skipping what was superseded.
+  std::optional<Json> final_update = slow.ReadUpdate("100", last);
+  ASSERT_TRUE(final_update.has_value());
+  EXPECT_EQ(final_update->at("version").get<uint64_t>(), last);
+  EXPECT_EQ(gateway_->connections(), 2u);
+}
+
+TEST_F(GatewayTest, DrainingReplicaClosesWithServiceRestart) {
+  WsClient client(gateway_->port(), "");
+  client.Send(R"({"action":"subscribe","body":{"entity":"items","id":"100"}})");
+  ASSERT_TRUE(client.Read().has_value());  // the item's row, legacy mode
+  std::thread drain([this] { server_->Drain(absl::Seconds(5)); });
+  while (client.Read().has_value()) {
+  }
+  EXPECT_EQ(client.error(), websocket::error::closed);
+  EXPECT_EQ(client.close_code(), 1012);
+  drain.join();
+}
+
+TEST_F(GatewayTest, StopClosesEveryConnectionWithGoingAway) {
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<WsClient>(
+        gateway_->port(), i % 2 == 0 ? "entitysync.v1.json" : ""));
+    clients.back()->Send(Subscribe(absl::StrCat(100 + i % 3), i));
+  }
+  ASSERT_TRUE(clients.back()->Read().has_value());
+  WaitFor([&] { return gateway_->connections() == 40; });
+  // Browsers answer the close frame at once; these clients do so while
+  // they read.
+  std::thread stop([this] { gateway_->Stop(absl::Seconds(5)); });
+  for (auto& client : clients) {
+    while (client->Read().has_value()) {
+    }
+    EXPECT_EQ(client->close_code(), 1001);
+  }
+  stop.join();
+  EXPECT_EQ(gateway_->connections(), 0u);
+}
+
+TEST_F(GatewayTest, StopDoesNotWaitForeverForClientsThatNeverAnswer) {
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(
+        std::make_unique<WsClient>(gateway_->port(), "entitysync.v1.json"));
+    clients.back()->Send(Subscribe("100", i));
+  }
+  WaitFor([&] { return gateway_->connections() == 5; });
+  // Nobody reads, so no close handshake completes: Stop gives up after the
+  // grace and drops the connections.
+  gateway_->Stop(absl::Milliseconds(300));
+  for (auto& client : clients) {
+    while (client->Read().has_value()) {
+    }
+    EXPECT_NE(client->error(), beast::error_code());
+  }
+}
+
+TEST_F(GatewayTest, ServiceDownClosesWithTryAgainLater) {
+  server_->Shutdown(absl::ZeroDuration());
+  WsClient client(gateway_->port(), "entitysync.v1.json");
+  while (client.Read().has_value()) {
+  }
+  EXPECT_EQ(client.close_code(), 1013);
+}
+
+}  // namespace
+}  // namespace entitysync::testing
