@@ -187,6 +187,23 @@ test('versions not greater than the last delivered are dropped, numbers and stri
   );
 });
 
+test('after stale, a refresh at the same version is delivered once (current again)', async (t) => {
+  const gateway = await startGateway(t);
+  const { client } = newClient(t, gateway);
+  const conn = await gateway.connections.next();
+  const updates = [];
+  await subscribeLive(conn, client, { entity: 'items', id: '*' }, updates);
+  const a = { entity: 'items', id: 'a' };
+  conn.send(update(a, 5));
+  conn.send(update(a, 5)); // a duplicate: dropped
+  conn.send({ type: 'stale', key: a, reason: 'resolver unavailable' });
+  conn.send(update(a, 5)); // the refresh after recovery: delivered
+  conn.send(update(a, 5)); // and a duplicate of it: dropped again
+  conn.send(update(a, 6));
+  await until(() => updates.some((u) => u.version === 6), 'version 6');
+  assert.deepEqual(updates.map((u) => `${u.key.id}@${u.version}`), ['a@5', 'a@5', 'a@6']);
+});
+
 test('after a 1012 close it reconnects soon and resubscribes with known_version', async (t) => {
   const gateway = await startGateway(t);
   // A drain delay far below the backoff ceiling: 1012 must use it.

@@ -25,7 +25,9 @@
 // sends what changed; a wildcard (id "*") is resubscribed without one.
 //
 // Ordering: per subscription and concrete key, onUpdate never sees a version
-// that is not greater than the last one it saw; such updates are dropped.
+// that is not greater than the last one it saw; such updates are dropped,
+// except one at the same version right after onStale for that key: the
+// server's refresh saying the rows are current again.
 // Versions are JSON numbers, or decimal strings from 2^53 up, and are
 // compared as BigInt. A wildcard's snapshot comes with key id "*" (its
 // rows are whatever the resolver lists for the whole entity); later updates
@@ -134,6 +136,7 @@ interface Subscription {
   options: SubscribeOptions;
   state: 'unsent' | 'sent' | 'live' | 'retry';
   delivered: Map<string, bigint>; // last delivered version per concrete id
+  stale: Set<string>; // ids announced stale and not refreshed since
   retryCeiling: number;
   retryTimer?: ReturnType<typeof setTimeout>;
 }
@@ -208,7 +211,7 @@ export class EntitySyncClient {
     if (this.subs.has(name)) throw new Error(`entitysync: already subscribed to ${key.entity}/${key.id}`);
     const sub: Subscription = {
       key: { entity: key.entity, id: key.id }, name, onUpdate, options,
-      state: 'unsent', delivered: new Map(), retryCeiling: this.initialMs,
+      state: 'unsent', delivered: new Map(), stale: new Set(), retryCeiling: this.initialMs,
     };
     this.subs.set(name, sub);
     if (this.open) this.sendSubscribe(sub);
@@ -327,6 +330,7 @@ export class EntitySyncClient {
       case 'stale':
         if (!key) break;
         for (const sub of this.matching(key)) {
+          sub.stale.add(key.id);
           this.call(() => sub.options.onStale?.(key, String(msg.reason ?? '')));
         }
         break;
@@ -380,7 +384,11 @@ export class EntitySyncClient {
       return;
     }
     const last = sub.delivered.get(update.key.id);
-    if (last !== undefined && version <= last) return;
+    // After `stale`, the server refreshes at the same version when the rows
+    // did not change meanwhile: that update means "current again".
+    const refresh = version === last && sub.stale.has(update.key.id);
+    if (last !== undefined && version <= last && !refresh) return;
+    sub.stale.delete(update.key.id);
     sub.delivered.set(update.key.id, version);
     this.call(() => sub.onUpdate(update));
   }
