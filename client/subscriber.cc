@@ -479,10 +479,13 @@ void Subscriber::Deliver(const EntityKey& subscription_key,
     if (it == subscriptions_.end()) return;
     Subscription& sub = it->second;
     auto [delivered, first] = sub.delivered.try_emplace(id, update.version());
+    const bool refresh = !first && update.version() == delivered->second &&
+                         sub.stale.contains(id);
     if (!first) {
-      if (update.version() <= delivered->second) return;
+      if (update.version() <= delivered->second && !refresh) return;
       delivered->second = update.version();
     }
+    sub.stale.erase(id);
     on_update = sub.on_update;
     running_subscription_ = sub.id;
   }
@@ -497,10 +500,14 @@ void Subscriber::HandleStale(const v1::Stale& stale) {
   event.reason = stale.reason();
   {
     absl::MutexLock lock(&mu_);
-    if (!subscriptions_.contains(event.key) &&
-        !subscriptions_.contains(EntityKey{event.key.entity, "*"})) {
-      return;
+    bool held = false;
+    for (const EntityKey& key : {event.key, EntityKey{event.key.entity, "*"}}) {
+      auto it = subscriptions_.find(key);
+      if (it == subscriptions_.end()) continue;
+      it->second.stale.insert(event.key.id);
+      held = true;
     }
+    if (!held) return;
   }
   Emit(event);
 }

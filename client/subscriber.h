@@ -20,7 +20,9 @@
 //
 // Ordering: per key a callback never sees a version that is not greater than
 // the last one it saw. Such updates (duplicates, reordering across replicas,
-// snapshots after a reconnect, `removed` ones alike) are dropped silently.
+// snapshots after a reconnect, `removed` ones alike) are dropped silently,
+// except one at the same version right after a kStale event for the key: the
+// server's refresh saying the rows are current again.
 // Versions are tracked per concrete key, also inside wildcard subscriptions.
 //
 // Wildcards: a key with id "*" receives the updates of every id of its
@@ -57,6 +59,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -160,6 +163,9 @@ class Subscriber {
     Backoff retry_backoff;
     // Last delivered version per concrete id (one entry unless wildcard).
     absl::flat_hash_map<std::string, uint64_t> delivered;
+    // Ids reported stale and not refreshed since: the server's refresh at
+    // the same version is delivered for them.
+    absl::flat_hash_set<std::string> stale;
   };
 
   // A request sent on the current stream, awaiting its answer.

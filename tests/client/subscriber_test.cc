@@ -467,6 +467,29 @@ TEST(SubscriberTest, ReportsStaleKeys) {
   EXPECT_EQ(DescribeEvent(event), "stale items/1: resolver timeout");
 }
 
+TEST(SubscriberTest, RefreshAtTheSameVersionAfterStaleIsDelivered) {
+  FakeEntitySyncServer server;
+  ASSERT_TRUE(server.ok());
+  Recorder recorder;
+  std::unique_ptr<Subscriber> subscriber =
+      MustCreate(FastOptions({server.target()}, recorder));
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "1"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kSubscribed, 1));
+  server.Push(UpdateMessage("items", "1", 5));
+  server.Push(UpdateMessage("items", "1", 5));  // duplicate: dropped
+  v1::SubscribeResponse stale;
+  *stale.mutable_stale()->mutable_key() = testing::Key("items", "1");
+  server.Push(stale);
+  server.Push(UpdateMessage("items", "1", 5));  // the refresh: delivered
+  server.Push(UpdateMessage("items", "1", 5));  // duplicate again: dropped
+  server.Push(UpdateMessage("items", "1", 6));
+  ASSERT_TRUE(recorder.WaitForUpdates(3));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_THAT(recorder.updates(),
+              ElementsAre("a:items/1@5", "a:items/1@5", "a:items/1@6"));
+}
+
 TEST(SubscriberTest, DestructorReturnsPromptlyWhileDisconnected) {
   const int dead_port = DeadPort();
   ASSERT_NE(dead_port, 0);
