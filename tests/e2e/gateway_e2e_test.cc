@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway.h"
+#include "grpcpp/server_builder.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/e2e_harness.h"
 
@@ -68,8 +69,7 @@ class WsClient {
   std::optional<Json> ReadUpdate(const std::string& id, uint64_t version) {
     while (std::optional<std::string> text = Read()) {
       Json message = Json::parse(*text, nullptr, false);
-      if (message.value("type", "") == "update" &&
-          message["key"]["id"] == id &&
+      if (message.value("type", "") == "update" && message["key"]["id"] == id &&
           message["version"].get<uint64_t>() >= version) {
         return message;
       }
@@ -91,12 +91,43 @@ std::string Subscribe(const std::string& id, int request_id) {
                       R"(,"body":{"entity":"items","id":")", id, R"("}})");
 }
 
+// Echoes pass-through messages with the caller's credentials.
+class EchoBackend : public v1::PassthroughBackend::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Handle(grpc::CallbackServerContext* context,
+                                   const v1::PassthroughRequest* request,
+                                   v1::PassthroughResponse* response) override {
+    response->set_has_reply(true);
+    response->set_data("echo:" + request->credentials() + ":" +
+                       request->data());
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
 class GatewayTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(/*in_process=*/false); }
+
+  // The server (with the items resolver and a pass-through echo backend) and
+  // a gateway in front of it: over TCP, or over an in-process channel as
+  // entitysync-server --gateway_address does.
+  void Start(bool in_process) {
+    gateway_.reset();
+    server_.reset();
     backend_.Set("100", "Desk lamp");
+    grpc::ServerBuilder builder;
+    int echo_port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &echo_port);
+    builder.RegisterService(&echo_);
+    echo_server_ = builder.BuildAndStart();
     ServerOptions options;
     options.config = ItemsConfig(backend_.target());
+    options.config.mutable_passthrough()->set_target(
+        absl::StrCat("127.0.0.1:", echo_port));
+    options.config.mutable_passthrough()->set_timeout_ms(2000);
     options.public_address = "127.0.0.1:0";
     options.internal_address = "127.0.0.1:0";
     options.goaway_reconnect_within = absl::Milliseconds(200);
@@ -106,9 +137,20 @@ class GatewayTest : public ::testing::Test {
     gateway_options.address = "127.0.0.1:0";
     gateway_options.upstream =
         absl::StrCat("127.0.0.1:", server_->public_port());
-    auto started = gateway::Gateway::Start(gateway_options);
+    gateway::UpstreamPool::ChannelFactory channels;
+    if (in_process) {
+      EntitySyncServer* server = server_.get();
+      channels = [server] { return server->PublicInProcessChannel(1 << 20); };
+    }
+    auto started = gateway::Gateway::Start(gateway_options, channels);
     ASSERT_TRUE(started.ok()) << started.status();
     gateway_ = *std::move(started);
+  }
+
+  void TearDown() override {
+    gateway_.reset();
+    server_.reset();
+    if (echo_server_ != nullptr) echo_server_->Shutdown();
   }
 
   uint64_t Change(const std::string& id, const std::string& name) {
@@ -118,6 +160,8 @@ class GatewayTest : public ::testing::Test {
   }
 
   ItemsBackend backend_;
+  EchoBackend echo_;
+  std::unique_ptr<grpc::Server> echo_server_;
   std::unique_ptr<EntitySyncServer> server_;
   std::unique_ptr<gateway::Gateway> gateway_;
 };
@@ -136,6 +180,27 @@ TEST_F(GatewayTest, EnvelopedClientGetsSnapshotThenChanges) {
   std::optional<Json> update = client.ReadUpdate("100", version);
   ASSERT_TRUE(update.has_value());
   EXPECT_EQ(update->at("rows")[0]["json"]["name"], "Reading lamp");
+}
+
+TEST_F(GatewayTest, HostedInProcessServesTheSameProtocol) {
+  Start(/*in_process=*/true);
+  WsClient client(gateway_->port(), "entitysync.v1.json");
+  client.Send(Subscribe("100", 1));
+  ASSERT_TRUE(client.ReadUpdate("100", 0).has_value());
+  const uint64_t version = Change("100", "Hosted lamp");
+  std::optional<Json> update = client.ReadUpdate("100", version);
+  ASSERT_TRUE(update.has_value());
+  EXPECT_EQ(update->at("rows")[0]["json"]["name"], "Hosted lamp");
+}
+
+TEST_F(GatewayTest, LegacyPassThroughCarriesTheSecretAndReturnsTheReply) {
+  WsClient client(gateway_->port(), "");
+  client.Send(R"({"action":"secret","body":"tok"})");
+  const std::string message = R"({"action":"chat","body":{"text":"hi"}})";
+  client.Send(message);
+  std::optional<std::string> reply = client.Read();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply, "echo:tok:" + message);
 }
 
 TEST_F(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
