@@ -197,11 +197,14 @@ int Run() {
     int sig = 0;
     sigwait(&signals, &sig);
     Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": draining"));
+    // Browsers told to move must not come back to this replica.
+    if (gateway != nullptr) gateway->StopAccepting();
     (*server)->Drain(grace);
   });
   (*server)->Wait();
   signal_thread.join();
-  // Its upstream channels lead into the server, so it stops first.
+  // Its upstream channels lead into the server: stopped before the server
+  // object goes away.
   if (gateway != nullptr) gateway->Stop(absl::Seconds(1));
   Log(LogLevel::kInfo, "stopped");
   return 0;

@@ -1,5 +1,6 @@
 #include "adapters/gateway/gateway.h"
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -39,7 +40,8 @@ absl::StatusOr<tcp::endpoint> ParseEndpoint(const std::string& address) {
 Gateway::Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels)
     : state_(std::move(options), std::move(channels)),
       io_(state_.options.threads),
-      acceptor_(net::make_strand(io_)) {}
+      acceptor_(net::make_strand(io_)),
+      accept_retry_(acceptor_.get_executor()) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
     GatewayOptions options, UpstreamPool::ChannelFactory channels) {
@@ -94,13 +96,18 @@ void Gateway::DoAccept() {
   });
 }
 
-void Gateway::Stop(absl::Duration grace) {
-  if (stopped_) return;
-  stopped_ = true;
+void Gateway::StopAccepting() {
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    accept_retry_.cancel();
   });
+}
+
+void Gateway::Stop(absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  StopAccepting();
   state_.connections.ShutdownAll();
   const absl::Time deadline = absl::Now() + grace;
   while (state_.connections.size() > 0 && absl::Now() < deadline) {
@@ -110,10 +117,11 @@ void Gateway::Stop(absl::Duration grace) {
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
   state_.connections.AbortAll();
-  // Streams of connections that did not finish in time are cancelled by
-  // their sessions' destructors; wait for gRPC to be done with them before
-  // the pool (and its channels) goes away.
-  state_.upstream.WaitUntilIdle(absl::Seconds(5));
+  // Every stream has been cancelled; gRPC finishes each promptly. The pool,
+  // its channels and io_ must outlive them (see UpstreamStream::OnDone), so
+  // this waits as long as it takes.
+  while (!state_.upstream.WaitUntilIdle(absl::Seconds(10))) {
+  }
 }
 
 }  // namespace gateway

@@ -46,6 +46,10 @@ class Gateway {
   // WebSocket connections and grpc-web calls open now.
   size_t connections() const { return state_.connections.size(); }
 
+  // Stops accepting new connections (they are refused by the OS); open ones
+  // go on. For a replica that starts draining. Idempotent.
+  void StopAccepting();
+
   // Stops accepting, closes every WebSocket with 1001 and ends every
   // grpc-web call with UNAVAILABLE, waits up to `grace` for them to finish,
   // then stops the threads. Idempotent.
@@ -59,6 +63,7 @@ class Gateway {
   GatewayState state_;
   net::io_context io_;
   tcp::acceptor acceptor_;
+  net::steady_timer accept_retry_;
   int port_ = 0;
   std::vector<std::thread> threads_;
   bool stopped_ = false;

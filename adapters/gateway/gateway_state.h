@@ -4,6 +4,7 @@
 #ifndef ENTITYSYNC_ADAPTERS_GATEWAY_GATEWAY_STATE_H_
 #define ENTITYSYNC_ADAPTERS_GATEWAY_GATEWAY_STATE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -103,6 +104,8 @@ struct GatewayState {
   bool OriginAllowed(absl::string_view origin, absl::string_view host) const;
 
   const GatewayOptions options;
+  // HttpSessions alive (connections not, or not yet, upgraded).
+  std::atomic<size_t> http_sessions{0};
   UpstreamPool upstream;
   const StaticFiles static_files;
   ConnectionRegistry connections;

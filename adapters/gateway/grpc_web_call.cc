@@ -42,7 +42,6 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
       beast::bind_front_handler(&GrpcWebCall::OnHeaderWritten,
                                 shared_from_this()));
 
-  if (!request.secret().empty()) authorization = request.secret();
   std::shared_ptr<GrpcWebCall> self = shared_from_this();
   UpstreamStream::Events events;
   events.on_message = [self](v1::SubscribeResponse response) {
@@ -57,6 +56,12 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
   };
   upstream_ = UpstreamStream::Start(&state_->upstream, authorization,
                                     std::move(events));
+  // The secret goes in-stream: it may hold any UTF-8, which metadata cannot.
+  if (!request.secret().empty()) {
+    v1::SubscribeRequest authenticate;
+    authenticate.mutable_authenticate()->set_secret(request.secret());
+    upstream_->Write(std::move(authenticate));
+  }
   for (int i = 0; i < request.keys_size(); ++i) {
     v1::SubscribeRequest subscribe;
     subscribe.set_request_id(static_cast<uint64_t>(i) + 1);
@@ -127,9 +132,15 @@ void GrpcWebCall::DoWrite() {
   if (finished_) return;
   write_timer_.expires_after(
       absl::ToChronoNanoseconds(state_->options.write_timeout));
-  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
-    if (!e) self->stream_.close();
-  });
+  const uint64_t generation = ++write_generation_;
+  write_timer_.async_wait(
+      [self = shared_from_this(), generation](beast::error_code e) {
+        // A handler already queued when its write completed is stale.
+        if (e || generation != self->write_generation_ || !self->writing_) {
+          return;
+        }
+        self->stream_.close();
+      });
   writing_ = true;
   auto on_write =
       beast::bind_front_handler(&GrpcWebCall::OnWrite, shared_from_this());

@@ -63,6 +63,7 @@ class GrpcWebCall : public GatewayConnection,
   std::shared_ptr<UpstreamStream> upstream_;
   std::deque<std::string> out_;
   char probe_[64];
+  uint64_t write_generation_ = 0;
   bool header_written_ = false;
   bool writing_ = false;
   bool ending_ = false;

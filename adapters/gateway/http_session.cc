@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/gateway/grpc_web_call.h"
 #include "adapters/gateway/grpc_web_codec.h"
+#include "adapters/gateway/upstream.h"
 #include "adapters/gateway/ws_codec.h"
 #include "adapters/gateway/ws_session.h"
 #include "entitysync/v1/gateway.pb.h"
@@ -27,7 +28,11 @@ bool IsWebSocketPath(absl::string_view target) {
 }  // namespace
 
 HttpSession::HttpSession(tcp::socket&& socket, GatewayState* state)
-    : stream_(std::move(socket)), state_(state) {}
+    : stream_(std::move(socket)), state_(state) {
+  ++state_->http_sessions;
+}
+
+HttpSession::~HttpSession() { --state_->http_sessions; }
 
 void HttpSession::Run() {
   net::dispatch(
@@ -80,6 +85,11 @@ void HttpSession::Route(HttpRequest request) {
   const absl::string_view target = View(request.target());
   const absl::string_view origin = View(request[http::field::origin]);
   const absl::string_view host = View(request[http::field::host]);
+  if (!IsValidMetadataValue(View(request[http::field::authorization]))) {
+    Respond(Plain(request, http::status::bad_request,
+                  "the authorization header may hold printable ASCII only\n"));
+    return;
+  }
   if (websocket::is_upgrade(request)) {
     if (!IsWebSocketPath(target)) {
       Respond(Plain(request, http::status::not_found,

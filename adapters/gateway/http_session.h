@@ -22,6 +22,7 @@ namespace gateway {
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket&& socket, GatewayState* state);
+  ~HttpSession();
   void Run();
 
  private:

@@ -9,6 +9,13 @@
 namespace entitysync {
 namespace gateway {
 
+bool IsValidMetadataValue(absl::string_view value) {
+  for (unsigned char c : value) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 UpstreamPool::UpstreamPool(ChannelFactory factory, int streams_per_channel)
     : factory_(std::move(factory)),
       streams_per_channel_(streams_per_channel > 0 ? streams_per_channel : 1) {}
@@ -178,9 +185,17 @@ void UpstreamStream::MaybeReleaseHoldLocked(bool* release) {
 }
 
 void UpstreamStream::OnDone(const grpc::Status& status) {
-  std::shared_ptr<UpstreamStream> self = std::move(self_);
-  pool_->Release(slot_);
-  events_.on_done(status);
+  // The pool counts this stream until everything it holds is gone: the
+  // gateway frees its threads' io_context and the pool once the count is 0,
+  // and what the events hold (a session) must not outlive those.
+  UpstreamPool* pool = pool_;
+  const size_t slot = slot_;
+  {
+    std::shared_ptr<UpstreamStream> self = std::move(self_);
+    Events events = std::move(events_);
+    events.on_done(status);
+  }  // may destroy this
+  pool->Release(slot);
 }
 
 }  // namespace gateway

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
@@ -38,6 +39,10 @@
 
 namespace entitysync {
 namespace gateway {
+
+// Whether `value` can be sent as gRPC metadata (printable ASCII only); gRPC
+// aborts the process on anything else, so browser headers are checked first.
+bool IsValidMetadataValue(absl::string_view value);
 
 class UpstreamPool {
  public:
@@ -82,7 +87,8 @@ class UpstreamStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
     std::function<void(const grpc::Status&)> on_done;
   };
 
-  // Starts a stream; a non-empty `authorization` is sent as that metadata.
+  // Starts a stream; a non-empty `authorization` is sent as that metadata
+  // and must pass IsValidMetadataValue.
   static std::shared_ptr<UpstreamStream> Start(UpstreamPool* pool,
                                                const std::string& authorization,
                                                Events events);
@@ -111,7 +117,7 @@ class UpstreamStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
   void MaybeReleaseHoldLocked(bool* release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   UpstreamPool* const pool_;
-  const Events events_;
+  Events events_;  // moved out in OnDone
   size_t slot_ = 0;
   grpc::ClientContext context_;
   v1::SubscribeResponse response_;

@@ -178,7 +178,6 @@ void WsSession::HandleFrame(bool binary, std::string frame) {
 }
 
 void WsSession::Forward(v1::SubscribeRequest request) {
-  Pending pending{request.request_id(), std::nullopt};
   switch (request.kind_case()) {
     case v1::SubscribeRequest::kSubscribe: {
       const v1::EntityKey& key = request.subscribe().key();
@@ -193,8 +192,7 @@ void WsSession::Forward(v1::SubscribeRequest request) {
                   &key);
         return;
       }
-      subscriptions_.insert(id);
-      pending.subscribed_key = std::move(id);
+      subscriptions_.insert(std::move(id));
       break;
     }
     case v1::SubscribeRequest::kUnsubscribe:
@@ -210,11 +208,6 @@ void WsSession::Forward(v1::SubscribeRequest request) {
                     "the request has none of subscribe, unsubscribe, "
                     "authenticate, passthrough"));
       return;
-  }
-  if (!request.has_authenticate()) {
-    const uint64_t id = ++next_request_id_;
-    request.set_request_id(id);
-    pending_[id] = std::move(pending);
   }
   if (upstream_ == nullptr) return;  // ended; the close is on its way
   upstream_queued_ = upstream_->Write(std::move(request));
@@ -235,60 +228,16 @@ void WsSession::SendError(uint64_t request_id, const absl::Status& status,
   Send({EncodeErrorJson(request_id, status, key), false});
 }
 
-void WsSession::RestoreRequestId(v1::SubscribeResponse* response) {
-  uint64_t upstream_id = 0;
-  switch (response->kind_case()) {
-    case v1::SubscribeResponse::kSubscribed:
-      upstream_id = response->subscribed().request_id();
-      break;
-    case v1::SubscribeResponse::kUnsubscribed:
-      upstream_id = response->unsubscribed().request_id();
-      break;
-    case v1::SubscribeResponse::kError:
-      upstream_id = response->error().request_id();
-      break;
-    case v1::SubscribeResponse::kPassthroughReply:
-      upstream_id = response->passthrough_reply().request_id();
-      break;
-    default:
-      return;
+void WsSession::TrackAnswer(const v1::SubscribeResponse& response) {
+  // A refused subscribe (or one the service dropped later, e.g. access
+  // revoked) no longer counts; ALREADY_EXISTS means it is still held.
+  if (!response.has_error() || !response.error().has_key()) return;
+  if (static_cast<absl::StatusCode>(response.error().code()) ==
+      absl::StatusCode::kAlreadyExists) {
+    return;
   }
-  const bool error = response->has_error();
-  const auto code =
-      static_cast<absl::StatusCode>(error ? response->error().code() : 0);
-  uint64_t client_id = 0;
-  auto it = upstream_id == 0 ? pending_.end() : pending_.find(upstream_id);
-  if (it != pending_.end()) {
-    client_id = it->second.client_request_id;
-    // A refused subscribe no longer counts against the limit; a duplicate
-    // one is still held.
-    if (error && it->second.subscribed_key.has_value() &&
-        code != absl::StatusCode::kAlreadyExists) {
-      subscriptions_.erase(*it->second.subscribed_key);
-    }
-    pending_.erase(it);
-  } else if (error && response->error().has_key() &&
-             code != absl::StatusCode::kUnavailable) {
-    // The service dropped a key on its own (e.g. access revoked).
-    subscriptions_.erase(std::make_pair(response->error().key().entity(),
-                                        response->error().key().id()));
-  }
-  switch (response->kind_case()) {
-    case v1::SubscribeResponse::kSubscribed:
-      response->mutable_subscribed()->set_request_id(client_id);
-      break;
-    case v1::SubscribeResponse::kUnsubscribed:
-      response->mutable_unsubscribed()->set_request_id(client_id);
-      break;
-    case v1::SubscribeResponse::kError:
-      response->mutable_error()->set_request_id(client_id);
-      break;
-    case v1::SubscribeResponse::kPassthroughReply:
-      response->mutable_passthrough_reply()->set_request_id(client_id);
-      break;
-    default:
-      break;
-  }
+  subscriptions_.erase(std::make_pair(response.error().key().entity(),
+                                      response.error().key().id()));
 }
 
 void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
@@ -309,7 +258,7 @@ void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
     upstream_->ReadNext();
     return;
   }
-  RestoreRequestId(&response);
+  TrackAnswer(response);
   if (mode_ == WsMode::kBinary) {
     Send({response.SerializeAsString(), true});
   } else {
@@ -363,14 +312,24 @@ void WsSession::Send(WsFrame frame) {
 void WsSession::DoWrite() {
   writing_ = true;
   ws_.binary(out_.front().binary);
-  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
-  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
-    // A browser that takes no frame for the whole timeout is cut off.
-    if (!e) beast::get_lowest_layer(self->ws_).close();
-  });
+  ArmWriteTimer();
   ws_.async_write(
       net::buffer(out_.front().data),
       beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
+}
+
+void WsSession::ArmWriteTimer() {
+  const uint64_t generation = ++write_generation_;
+  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
+  write_timer_.async_wait(
+      [self = shared_from_this(), generation](beast::error_code e) {
+        // A browser that takes no frame for the whole timeout is cut off. A
+        // handler already queued when its write completed is stale.
+        if (e || generation != self->write_generation_ || !self->writing_) {
+          return;
+        }
+        beast::get_lowest_layer(self->ws_).close();
+      });
 }
 
 void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
@@ -402,10 +361,7 @@ void WsSession::CloseAfterFlush(websocket::close_reason reason) {
 
 void WsSession::DoClose() {
   writing_ = true;
-  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
-  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
-    if (!e) beast::get_lowest_layer(self->ws_).close();
-  });
+  ArmWriteTimer();
   ws_.async_close(*close_reason_,
                   [self = shared_from_this()](beast::error_code /*error*/) {
                     self->write_timer_.cancel();

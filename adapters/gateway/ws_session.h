@@ -1,13 +1,15 @@
 // WsSession is one browser WebSocket at /ws/entity-sync/ and its upstream
 // Subscribe stream (see PROTOCOL.md for the three modes).
 //
-// Flow: a browser frame is parsed (ws_codec, or protobuf in binary mode),
-// given a gateway-chosen request_id, and written upstream; every upstream
-// message becomes zero or more browser frames with the browser's
-// request_id restored. The next upstream message is read only once the
-// frames of the previous one have been written (UpstreamStream's flow
-// control), and the browser is read only while fewer than a few requests
-// wait to go upstream, so a connection buffers a bounded amount either way.
+// Flow: a browser frame is parsed (ws_codec, or protobuf in binary mode) and
+// written upstream with the browser's own request_id (the service echoes
+// it); every upstream message becomes zero or more browser frames. The
+// gateway keeps no per-request state, only the set of subscribed keys for
+// --max_subscriptions (the service enforces its own limit too). The next
+// upstream message is read only once the frames of the previous one have been
+// written (UpstreamStream's flow control), and the browser is read only while
+// fewer than a few requests wait to go upstream, so a connection buffers a
+// bounded amount either way.
 //
 // Threading: everything runs on the connection's strand; upstream events
 // are posted to it. At most one read and one write (or close) in flight on
@@ -22,7 +24,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
@@ -47,12 +48,6 @@ class WsSession : public GatewayConnection,
   void Abort() override;
 
  private:
-  // A request sent upstream, until its answer comes back.
-  struct Pending {
-    uint64_t client_request_id;
-    std::optional<std::pair<std::string, std::string>> subscribed_key;
-  };
-
   void OnAccept(beast::error_code error);
   void StartUpstream();
   void DoRead();
@@ -66,11 +61,14 @@ class WsSession : public GatewayConnection,
   void OnUpstreamMessage(v1::SubscribeResponse response);
   void OnUpstreamWriteDone(size_t queued);
   void OnUpstreamDone(const grpc::Status& status);
-  // Puts the browser's request id back and forgets the pending request.
-  void RestoreRequestId(v1::SubscribeResponse* response);
+  // Keeps the count of subscriptions in step with the service's answers.
+  void TrackAnswer(const v1::SubscribeResponse& response);
 
   void Send(WsFrame frame);
   void DoWrite();
+  // Cuts the browser off unless the write (or close) started now finishes
+  // within --write_timeout.
+  void ArmWriteTimer();
   void OnWrite(beast::error_code error, size_t bytes);
   // Closes with `reason` once the frames queued before it are written.
   void CloseAfterFlush(websocket::close_reason reason);
@@ -90,6 +88,7 @@ class WsSession : public GatewayConnection,
   beast::flat_buffer read_buffer_;
   std::shared_ptr<UpstreamStream> upstream_;
   std::deque<WsFrame> out_;
+  uint64_t write_generation_ = 0;
   bool accepted_ = false;
   bool reading_ = false;
   bool writing_ = false;
@@ -100,8 +99,6 @@ class WsSession : public GatewayConnection,
   bool goaway_ = false;
   size_t upstream_queued_ = 0;
   std::optional<websocket::close_reason> close_reason_;
-  uint64_t next_request_id_ = 0;
-  absl::flat_hash_map<uint64_t, Pending> pending_;
   absl::flat_hash_set<std::pair<std::string, std::string>> subscriptions_;
 };
 

@@ -30,7 +30,8 @@ using Json = nlohmann::json;
 class WsClient {
  public:
   WsClient(int port, const std::string& subprotocol,
-           absl::Duration timeout = absl::Seconds(10))
+           absl::Duration timeout = absl::Seconds(10),
+           const std::string& authorization = "")
       : ws_(io_) {
     ws_.next_layer().connect(
         tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
@@ -38,7 +39,10 @@ class WsClient {
     setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv,
                sizeof(tv));
     ws_.set_option(websocket::stream_base::decorator(
-        [subprotocol](websocket::request_type& request) {
+        [subprotocol, authorization](websocket::request_type& request) {
+          if (!authorization.empty()) {
+            request.set(beast::http::field::authorization, authorization);
+          }
           if (!subprotocol.empty()) {
             request.set(beast::http::field::sec_websocket_protocol,
                         subprotocol);
@@ -201,6 +205,18 @@ TEST_F(GatewayTest, LegacyPassThroughCarriesTheSecretAndReturnsTheReply) {
   std::optional<std::string> reply = client.Read();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(*reply, "echo:tok:" + message);
+}
+
+TEST_F(GatewayTest, AuthorizationGrpcCannotCarryIsRefusedWithoutHarm) {
+  // gRPC aborts the process on metadata bytes outside printable ASCII.
+  for (const std::string bad : {"a\tb", "p\xc3\xa4ss"}) {
+    EXPECT_THROW(WsClient(gateway_->port(), "", absl::Seconds(10), bad),
+                 boost::system::system_error);
+  }
+  WsClient client(gateway_->port(), "entitysync.v1.json", absl::Seconds(10),
+                  "Bearer fine");
+  client.Send(Subscribe("100", 1));
+  EXPECT_TRUE(client.ReadUpdate("100", 0).has_value());
 }
 
 TEST_F(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
