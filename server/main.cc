@@ -16,6 +16,7 @@
 #include "adapters/gateway/static_files.h"
 #include "server/config.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, public_address, "127.0.0.1:7070",
@@ -68,6 +69,9 @@ ABSL_FLAG(uint64_t, max_row_bytes, 1 << 20, "Row bytes of one update.");
 ABSL_FLAG(uint64_t, max_id_bytes, 1024, "Bytes of a key's id.");
 ABSL_FLAG(uint64_t, max_entity_bytes, 64, "Bytes of a key's entity.");
 ABSL_FLAG(uint64_t, max_notify_changes, 1000, "Changes in one Notify call.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
+          "host:port serving Prometheus metrics at /metrics; empty serves "
+          "none.");
 ABSL_FLAG(std::string, gateway_address, "",
           "host:port for the browser gateway (WebSocket, grpc-web) hosted in "
           "this process; empty runs none. See adapters/gateway/PROTOCOL.md.");
@@ -177,6 +181,21 @@ int Run() {
                    (*server)->public_port(),
                    ", internal (Notify, health) on port ",
                    (*server)->internal_port()));
+
+  std::unique_ptr<entitysync::MetricsEndpoint> metrics;
+  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
+    absl::StatusOr<std::unique_ptr<entitysync::MetricsEndpoint>> started =
+        entitysync::MetricsEndpoint::Start(absl::GetFlag(FLAGS_metrics_address),
+                                           server->get());
+    if (!started.ok()) {
+      Log(LogLevel::kError, started.status().ToString());
+      (*server)->Shutdown(absl::ZeroDuration());
+      return 1;
+    }
+    metrics = *std::move(started);
+    Log(LogLevel::kInfo, absl::StrCat("metrics (Prometheus) on port ",
+                                      metrics->port(), " at /metrics"));
+  }
 
   std::unique_ptr<entitysync::gateway::Gateway> gateway;
   if (!absl::GetFlag(FLAGS_gateway_address).empty()) {

@@ -72,17 +72,19 @@ absl::Status ValidateNotify(const v1::NotifyRequest& request,
 
 NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
                                  Bus* bus, std::string origin,
-                                 LocalHandler local)
+                                 LocalHandler local, ServerCounters* counters)
     : limits_(limits),
       table_(table),
       bus_(bus),
       origin_(std::move(origin)),
-      local_(std::move(local)) {}
+      local_(std::move(local)),
+      counters_(counters) {}
 
 grpc::ServerUnaryReactor* NotifierService::Notify(
     grpc::CallbackServerContext* context, const v1::NotifyRequest* request,
     v1::NotifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time started = absl::Now();
   if (absl::Status s = ValidateNotify(*request, *limits_, *table_); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
@@ -105,6 +107,10 @@ grpc::ServerUnaryReactor* NotifierService::Notify(
     ++accepted;
   }
   response->set_accepted(accepted);
+  if (counters_ != nullptr) {
+    Bump(counters_->notices_published, accepted);
+    counters_->notify_latency.Record(absl::Now() - started);
+  }
   if (!status.ok()) {
     status = absl::UnavailableError(absl::StrCat(
         "bus unavailable (", status.message(), "): ", accepted, " of ",

@@ -16,6 +16,7 @@
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "server/entity_table.h"
 #include "server/limits.h"
+#include "server/server_counters.h"
 
 namespace entitysync {
 
@@ -28,8 +29,10 @@ class NotifierService : public v1::Notifier::CallbackService {
  public:
   using LocalHandler = std::function<void(const v1::Notice&)>;
 
+  // `counters` (notices published, Notify latency) may be null.
   NotifierService(const Limits* limits, const EntityTable* table, Bus* bus,
-                  std::string origin, LocalHandler local);
+                  std::string origin, LocalHandler local,
+                  ServerCounters* counters = nullptr);
 
   grpc::ServerUnaryReactor* Notify(grpc::CallbackServerContext* context,
                                    const v1::NotifyRequest* request,
@@ -41,6 +44,7 @@ class NotifierService : public v1::Notifier::CallbackService {
   Bus* const bus_;
   const std::string origin_;
   const LocalHandler local_;
+  ServerCounters* const counters_;
 };
 
 }  // namespace entitysync

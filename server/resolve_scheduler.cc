@@ -650,6 +650,7 @@ void ResolveScheduler::RecordCall(const std::string& entity, absl::Time started,
   if (!ok) ++stats.failures;
   stats.total_latency += latency;
   stats.max_latency = std::max(stats.max_latency, latency);
+  ++stats.latency_buckets[LatencyHistogram::Bucket(latency)];
 }
 
 absl::flat_hash_map<std::string, EntityCallStats> ResolveScheduler::call_stats()

@@ -47,6 +47,7 @@
 #include "server/executor.h"
 #include "server/hub.h"
 #include "server/outbound_message.h"
+#include "server/server_counters.h"
 #include "server/version_clock.h"
 
 namespace entitysync {
@@ -76,6 +77,7 @@ struct EntityCallStats {
   uint64_t failures = 0;
   absl::Duration total_latency;
   absl::Duration max_latency;
+  LatencyHistogram::Counts latency_buckets{};
 };
 
 // The outcome of a subscribe-time resolve, with its version decided.

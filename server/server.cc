@@ -87,10 +87,12 @@ absl::Status EntitySyncServer::Init() {
   deps.scheduler = scheduler_.get();
   deps.registry = registry_.get();
   deps.passthrough = passthrough_.get();
+  deps.counters = &counters_;
   subscribe_service_ = std::make_unique<SubscribeService>(deps);
   notifier_service_ = std::make_unique<NotifierService>(
       &options_.limits, &table_, bus_.get(), origin_,
-      [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); });
+      [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); },
+      &counters_);
 
   admin_service_ = std::make_unique<AdminService>(
       origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get());
@@ -158,6 +160,13 @@ absl::Status EntitySyncServer::Init() {
   };
   handlers.on_state = [this](BusState state) {
     Log(LogLevel::kInfo, absl::StrCat("bus ", BusStateName(state)));
+    if (state == BusState::kConnected &&
+        bus_was_connected_.exchange(true, std::memory_order_relaxed) &&
+        bus_lost_.exchange(false, std::memory_order_relaxed)) {
+      Bump(counters_.bus_reconnects);
+    } else if (state != BusState::kConnected) {
+      bus_lost_.store(true, std::memory_order_relaxed);
+    }
     SetServing(state == BusState::kConnected);
   };
   if (absl::Status s = bus_->Start(std::move(handlers)); !s.ok()) {
@@ -171,6 +180,7 @@ absl::Status EntitySyncServer::Init() {
 void EntitySyncServer::OnNotice(const v1::Notice& notice) {
   // Notices from the bus come from other processes: check before use.
   if (!ValidateKey(notice.key(), options_.limits, KeyUse::kNotify).ok()) return;
+  Bump(counters_.notices_received);
   scheduler_->OnNotice(notice);
 }
 

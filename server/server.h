@@ -8,6 +8,7 @@
 #ifndef ENTITYSYNC_SERVER_SERVER_H_
 #define ENTITYSYNC_SERVER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,7 @@
 #include "server/limits.h"
 #include "server/notice_dispatcher.h"
 #include "server/resolve_scheduler.h"
+#include "server/server_counters.h"
 #include "server/session_registry.h"
 #include "server/version_clock.h"
 
@@ -87,6 +89,11 @@ class EntitySyncServer {
   const Hub& hub() const { return *hub_; }
   SchedulerStats scheduler_stats() const { return scheduler_->stats(); }
   size_t stream_count() const { return registry_->size(); }
+  const ServerCounters& counters() const { return counters_; }
+  absl::flat_hash_map<std::string, EntityCallStats> call_stats() const {
+    return scheduler_->call_stats();
+  }
+  BusState bus_state() const { return bus_->state(); }
 
  private:
   class BusInterest;
@@ -97,6 +104,10 @@ class EntitySyncServer {
   absl::Duration MaxBackendTimeout() const;
 
   ServerOptions options_;
+  ServerCounters counters_;
+  // For counting bus reconnects (state callbacks come from the bus thread).
+  std::atomic<bool> bus_was_connected_{false};
+  std::atomic<bool> bus_lost_{false};
   std::string origin_;
   ChannelPool channels_;
   EntityTable table_;

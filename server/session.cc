@@ -427,9 +427,9 @@ void Session::Deliver(const OutboundMessage& msg) {
     }
     if (write_in_flight_ && !queue_.empty() &&
         absl::Now() - write_started_ > deps_.limits->write_stall_timeout) {
-      CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                               "client is not reading its updates"),
-                  /*cancel_write=*/true);
+      CloseSlowLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "client is not reading its updates"),
+                      /*cancel_write=*/true);
     } else {
       PushLocked(msg);
     }
@@ -447,9 +447,10 @@ void Session::HoldLocked(Subscription& sub, const OutboundMessage& msg) {
   }
   sub.held_bytes += msg.size;
   if (sub.held_bytes > deps_.limits->max_outbound_queue_bytes) {
-    CloseLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             "too many changes while subscribing; reconnect"),
-                /*cancel_write=*/true);
+    CloseSlowLocked(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "too many changes while subscribing; reconnect"),
+        /*cancel_write=*/true);
   }
 }
 
@@ -461,10 +462,23 @@ void Session::ForgetIfUnused(const v1::EntityKey& key) {
   if (!deps_.hub->HasSubscribers(key)) deps_.scheduler->Forget(key);
 }
 
+void Session::CloseSlowLocked(const grpc::Status& status, bool cancel_write) {
+  if (!closing_ && deps_.counters != nullptr) {
+    Bump(deps_.counters->slow_consumer_disconnects);
+    Bump(deps_.counters->updates_dropped, queue_.size());
+  }
+  CloseLocked(status, cancel_write);
+}
+
 void Session::PushLocked(OutboundMessage msg) {
   if (closing_) return;
-  if (queue_.Push(std::move(msg)) == OutboundQueue::PushResult::kOverflow) {
-    CloseLocked(
+  const OutboundQueue::PushResult pushed = queue_.Push(std::move(msg));
+  if (pushed == OutboundQueue::PushResult::kConflated &&
+      deps_.counters != nullptr) {
+    Bump(deps_.counters->updates_conflated);
+  }
+  if (pushed == OutboundQueue::PushResult::kOverflow) {
+    CloseSlowLocked(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                      absl::StrCat("outbound queue over ",
                                   deps_.limits->max_outbound_queue_bytes,
@@ -546,6 +560,10 @@ void Session::Pump() {
       finish = true;
       finish_status = close_status_;
     } else if (std::optional<OutboundMessage> next = queue_.Pop()) {
+      if (next->kind == OutboundMessage::Kind::kUpdate &&
+          deps_.counters != nullptr) {
+        Bump(deps_.counters->updates_delivered);
+      }
       write_buffer_ = std::move(next->bytes);
       write_in_flight_ = true;
       write_started_ = absl::Now();

@@ -37,6 +37,7 @@
 #include "server/outbound_queue.h"
 #include "server/resolve_scheduler.h"
 #include "server/resolver_client.h"
+#include "server/server_counters.h"
 #include "server/session_registry.h"
 
 namespace entitysync {
@@ -49,6 +50,7 @@ struct SessionDeps {
   ResolveScheduler* scheduler = nullptr;
   SessionRegistry* registry = nullptr;
   PassthroughClient* passthrough = nullptr;  // null: not configured
+  ServerCounters* counters = nullptr;        // null: not counted
 };
 
 class Session
@@ -117,6 +119,9 @@ class Session
                        const v1::EntityKey* key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseLocked(const grpc::Status& status, bool cancel_write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CloseLocked for a client that does not keep up, counted as such.
+  void CloseSlowLocked(const grpc::Status& status, bool cancel_write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next write, or Finish when closing; call with no lock held.
   void Pump();

@@ -31,7 +31,7 @@ cat > "$tmp/config.textproto" <<CONFIG
 entities { name: "items" resolver { target: "$resolver_addr" } }
 CONFIG
 "$server" --config="$tmp/config.textproto" --public_address=127.0.0.1:0 \
-  --internal_address=127.0.0.1:0 2> "$tmp/server.log" &
+  --internal_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 2> "$tmp/server.log" &
 server_pid=$!
 pids+=($server_pid)
 wait_for 10 grep -q "entitysync serving" "$tmp/server.log" || fail "server did not start"
@@ -58,6 +58,25 @@ last=$(tail -1 "$tmp/updates.jsonl")
 echo "last update: $last"
 case "$last" in *Desk\ lamp*) ;; *) fail "the change did not arrive: $last" ;; esac
 case "$last" in *"\"version\":$version"*) ;; *) fail "expected version $version: $last" ;; esac
+
+# Prometheus metrics: what just happened shows in the counters.
+metrics_port=$(sed -n 's/.*metrics (Prometheus) on port \([0-9]*\).*/\1/p' "$tmp/server.log")
+[ -n "$metrics_port" ] || fail "no metrics port in the server log"
+curl -sf "http://127.0.0.1:$metrics_port/metrics" > "$tmp/metrics.txt" || fail "GET /metrics"
+metric() { awk -v name="$1" '$1 == name { print $2 }' "$tmp/metrics.txt"; }
+for name in entitysync_notices_published_total entitysync_notices_received_total \
+    entitysync_updates_delivered_total 'entitysync_resolves_total{entity="items"}' \
+    'entitysync_resolve_duration_seconds_count{entity="items"}' \
+    entitysync_notify_duration_seconds_count; do
+  value=$(metric "$name")
+  case "$value" in ''|0) fail "metric $name is '${value}' after a change: $(grep -v '^#' "$tmp/metrics.txt")" ;; esac
+done
+[ "$(metric entitysync_bus_connected)" = 1 ] || fail "entitysync_bus_connected is not 1"
+for name in entitysync_streams entitysync_subscriptions entitysync_updates_conflated_total \
+    entitysync_updates_dropped_total entitysync_slow_consumer_disconnects_total \
+    entitysync_bus_reconnects_total; do
+  [ -n "$(metric "$name")" ] || fail "metric $name is missing"
+done
 
 # The CLI notifies too (no inline rows: the server resolves).
 "$cli" --target="127.0.0.1:$internal" notify items/100 > "$tmp/notify.log" 2>&1 \

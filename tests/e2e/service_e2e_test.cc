@@ -484,6 +484,12 @@ TEST_F(ServiceTest, StreamThatStopsReadingIsClosedWhileOthersKeepReceiving) {
   EXPECT_TRUE(code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
               code == grpc::StatusCode::CANCELLED)
       << stalled.status()->error_message();
+  // What operators see in /metrics.
+  const ServerCounters& counters = server_->counters();
+  EXPECT_EQ(counters.slow_consumer_disconnects.load(), 1u);
+  EXPECT_GT(counters.updates_conflated.load(), 0u);
+  EXPECT_GT(counters.updates_dropped.load(), 0u);
+  EXPECT_GE(counters.updates_delivered.load(), 2u * kItems);
 }
 
 TEST_F(ServiceTest, ClientLibraryConvergesAfterServerRestart) {

@@ -275,7 +275,8 @@ TEST_F(ReplicasTest, ClientMovesToAnotherReplicaAfterSigkill) {
             absl::StrCat("--nats_subject_prefix=", prefix_),
             absl::StrCat("--config=", config),
             absl::StrCat("--public_address=127.0.0.1:", public_ports[i]),
-            absl::StrCat("--internal_address=127.0.0.1:", internal_ports[i])},
+            absl::StrCat("--internal_address=127.0.0.1:", internal_ports[i]),
+            "--metrics_address=127.0.0.1:0"},
         TempPath(absl::StrCat("replica", i, ".log"))));
     ASSERT_TRUE(WaitForPort(public_ports[i], absl::Seconds(10)))
         << processes[i]->Log();

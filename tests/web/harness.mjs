@@ -288,6 +288,7 @@ export class Stack {
       `--config=${this.config}`,
       '--public_address=127.0.0.1:0',
       '--internal_address=127.0.0.1:0',
+      '--metrics_address=127.0.0.1:0',
       ...extraFlags,
     ]);
     const m = await this.server.waitForOutput(
