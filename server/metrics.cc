@@ -102,9 +102,9 @@ class ServerCollectable : public prometheus::Collectable {
     MetricFamily errors =
         Family("resolve_errors_total", "Resolver calls that failed, by entity.",
                MetricType::Counter);
-    MetricFamily latency = Family("resolve_duration_seconds",
-                                  "Resolver call latency, by entity.",
-                                  MetricType::Histogram);
+    MetricFamily latency =
+        Family("resolve_duration_seconds", "Resolver call latency, by entity.",
+               MetricType::Histogram);
     for (const auto& [entity, calls] : server_->call_stats()) {
       ClientMetric metric;
       metric.label.push_back({"entity", entity});
@@ -112,9 +112,8 @@ class ServerCollectable : public prometheus::Collectable {
       resolves.metric.push_back(metric);
       metric.counter.value = static_cast<double>(calls.failures);
       errors.metric.push_back(metric);
-      metric.histogram =
-          ToHistogram(calls.latency_buckets,
-                      absl::ToDoubleSeconds(calls.total_latency));
+      metric.histogram = ToHistogram(
+          calls.latency_buckets, absl::ToDoubleSeconds(calls.total_latency));
       latency.metric.push_back(std::move(metric));
     }
     out.push_back(std::move(resolves));

@@ -11,9 +11,8 @@ size_t LatencyHistogram::Bucket(absl::Duration latency) {
 
 void LatencyHistogram::Record(absl::Duration latency) {
   counts_[Bucket(latency)].fetch_add(1, std::memory_order_relaxed);
-  sum_nanos_.fetch_add(
-      static_cast<uint64_t>(absl::ToInt64Nanoseconds(latency)),
-      std::memory_order_relaxed);
+  sum_nanos_.fetch_add(static_cast<uint64_t>(absl::ToInt64Nanoseconds(latency)),
+                       std::memory_order_relaxed);
 }
 
 LatencyHistogram::Counts LatencyHistogram::counts() const {
