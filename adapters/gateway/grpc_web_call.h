@@ -33,8 +33,10 @@ class GrpcWebCall : public GatewayConnection,
   GrpcWebCall(beast::tcp_stream&& stream, GatewayState* state,
               GrpcWebFormat format, std::string origin);
 
-  // Starts the call; registered already. `authorization` is used when the
-  // request carries no secret.
+  // Starts the call; registered already. `authorization` (the request's
+  // header, already checked to be valid metadata) goes upstream as metadata;
+  // a WatchRequest.secret is sent in-stream as `authenticate`, which
+  // replaces it.
   void Run(v1::WatchRequest request, std::string authorization);
   void Shutdown() override;
   void Abort() override;
