@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/bus/in_process_bus.h"
+#include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -35,6 +36,37 @@ class EntitySyncServer::BusInterest : public InterestListener {
  private:
   Bus* const bus_;
 };
+
+namespace {
+
+// Serves server reflection on one ServerBuilder (the internal port's) and
+// not on another (the public port's). Linking grpc++_reflection registers
+// the plugin for every server of the process, so this option first removes
+// it, then adds it back where wanted.
+class Reflection : public grpc::ServerBuilderOption {
+ public:
+  explicit Reflection(bool enabled) : enabled_(enabled) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    grpc::reflection::ProtoServerReflectionPlugin reflection;
+    const std::string name = reflection.name();
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [&](const auto& plugin) {
+                                    return plugin->name() == name;
+                                  }),
+                   plugins->end());
+    if (enabled_) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  const bool enabled_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<EntitySyncServer>> EntitySyncServer::Start(
     ServerOptions options) {
@@ -98,9 +130,13 @@ absl::Status EntitySyncServer::Init() {
       origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
     grpc::ServerBuilder builder;
+    // The public port serves Subscribe and nothing else: no health service
+    // (probes use the internal port) and no reflection.
+    builder.SetOption(
+        std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    builder.SetOption(std::make_unique<Reflection>(false));
     builder.AddListeningPort(options_.public_address,
                              grpc::InsecureServerCredentials(), &public_port_);
     const auto ms = [](absl::Duration d) {
@@ -140,6 +176,7 @@ absl::Status EntitySyncServer::Init() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
+    builder.SetOption(std::make_unique<Reflection>(true));
     builder.RegisterService(notifier_service_.get());
     builder.RegisterService(admin_service_.get());
     internal_server_ = builder.BuildAndStart();
@@ -150,6 +187,10 @@ absl::Status EntitySyncServer::Init() {
     }
   }
   SetServing(false);
+  // Liveness stays SERVING while the process runs: a NATS outage or a drain
+  // makes a replica unready, never a candidate for a restart.
+  internal_server_->GetHealthCheckService()->SetServingStatus(
+      std::string(kLivenessService), true);
   BusHandlers handlers;
   // Bus threads only enqueue: they must never block.
   handlers.on_notice = [this](const v1::Notice& notice) {
@@ -185,10 +226,9 @@ void EntitySyncServer::OnNotice(const v1::Notice& notice) {
 }
 
 void EntitySyncServer::SetServing(bool serving) {
-  for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
-    if (server != nullptr && server->GetHealthCheckService() != nullptr) {
-      server->GetHealthCheckService()->SetServingStatus(serving);
-    }
+  if (internal_server_ != nullptr &&
+      internal_server_->GetHealthCheckService() != nullptr) {
+    internal_server_->GetHealthCheckService()->SetServingStatus("", serving);
   }
 }
 

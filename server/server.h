@@ -61,6 +61,12 @@ struct ServerOptions {
   absl::Duration goaway_reconnect_within = absl::Seconds(2);
 };
 
+// grpc.health.v1 on the internal port answers two questions. The server as
+// a whole (service "") is SERVING while the replica can take streams and
+// Notify: not while it starts, drains or has lost its bus (readiness).
+// kLivenessService is SERVING from start until shutdown (liveness).
+inline constexpr char kLivenessService[] = "liveness";
+
 class EntitySyncServer {
  public:
   static absl::StatusOr<std::unique_ptr<EntitySyncServer>> Start(

@@ -316,15 +316,22 @@ class RecordingClient {
   std::unique_ptr<client::Subscriber> subscriber_;
 };
 
-// grpc.health.v1.Health/Check for the whole server, spoken on the wire (the
-// health proto is not installed): returns 1 SERVING, 2 NOT_SERVING, or -1
-// when the call fails.
-inline int HealthStatus(int port) {
+// grpc.health.v1.Health/Check for `service` ("" is the whole server),
+// spoken on the wire (the health proto is not installed): returns 1 SERVING,
+// 2 NOT_SERVING, or -1 when the call fails.
+inline int HealthStatus(int port, const std::string& service = "") {
   grpc::GenericStub stub(Channel(port));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   grpc::CompletionQueue cq;
-  grpc::ByteBuffer request(nullptr, 0);  // HealthCheckRequest{service: ""}
+  // HealthCheckRequest{service}: field 1, length-delimited (short names).
+  std::string encoded;
+  if (!service.empty()) {
+    encoded =
+        std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  }
+  grpc::Slice slice(encoded);
+  grpc::ByteBuffer request(&slice, 1);
   auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check",
                                     request, &cq);
   call->StartCall();
@@ -347,6 +354,42 @@ inline int HealthStatus(int port) {
   // HealthCheckResponse{status = 1}: field 1, varint.
   if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
   return bytes.empty() ? 0 : -1;
+}
+
+// Asks grpc.reflection.v1alpha.ServerReflection to list the services, on the
+// wire: returns the call's status code (OK when reflection is served).
+inline grpc::StatusCode ReflectionStatus(int port) {
+  grpc::GenericStub stub(Channel(port));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  const auto step = [&] { cq.Next(&tag, &ok); };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step();
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited.
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  step();
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step();
+  grpc::ByteBuffer reply;
+  do {
+    call->Read(&reply, reinterpret_cast<void*>(4));
+    step();
+  } while (ok);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status.error_code();
 }
 
 }  // namespace entitysync::testing

@@ -739,6 +739,8 @@ TEST_F(ServiceTest, DrainTellsClientsToMoveRefusesNewStreamsAndEndsEarly) {
   ASSERT_TRUE(goaway) << "every stream is told to move";
   EXPECT_EQ(goaway->goaway().reconnect_within_ms(), 2000u);
   EXPECT_EQ(HealthStatus(internal()), 2) << "NOT_SERVING while draining";
+  EXPECT_EQ(HealthStatus(internal(), std::string(kLivenessService)), 1)
+      << "a draining replica is alive: no restart";
   RawStream fresh(pub());
   fresh.Subscribe("items", "1");
   ASSERT_TRUE(WaitFor([&] { return fresh.status().has_value(); }));
@@ -803,9 +805,14 @@ TEST_F(ServiceTest, AdminStatsReportsWhatTheReplicaDoes) {
             grpc::StatusCode::UNIMPLEMENTED);
 }
 
-TEST_F(ServiceTest, HealthIsServingOnTheInternalPortUntilShutdown) {
+TEST_F(ServiceTest, HealthAndReflectionAreOnTheInternalPortOnly) {
   EXPECT_EQ(HealthStatus(internal()), 1);
-  EXPECT_EQ(HealthStatus(pub()), 1);
+  EXPECT_EQ(HealthStatus(internal(), std::string(kLivenessService)), 1);
+  EXPECT_EQ(HealthStatus(internal(), "no.such.Service"), -1) << "NOT_FOUND";
+  EXPECT_EQ(ReflectionStatus(internal()), grpc::StatusCode::OK);
+  // The public port serves Subscribe and nothing else.
+  EXPECT_EQ(HealthStatus(pub()), -1);
+  EXPECT_EQ(ReflectionStatus(pub()), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {

@@ -182,6 +182,8 @@ TEST_F(ReplicasTest, NatsDownAtStartupThenServing) {
   nats_ = std::make_unique<NatsServer>(/*started=*/false);
   StartReplicas(2);
   EXPECT_EQ(HealthStatus(internal(0)), 2) << "NOT_SERVING without a bus";
+  EXPECT_EQ(HealthStatus(internal(0), std::string(kLivenessService)), 1)
+      << "alive all the same: a NATS outage must not restart every replica";
   EXPECT_EQ(Notify(internal(0), {"1"}).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   nats_->Start();
