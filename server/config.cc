@@ -79,6 +79,13 @@ absl::StatusOr<v1::ServerConfig> ParseServerConfig(absl::string_view text) {
         !s.ok()) {
       return s;
     }
+    if (entity->resolve_mode() == v1::EntityConfig::CLUSTER_ONCE &&
+        entity->per_credentials()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where,
+          ": resolve_mode CLUSTER_ONCE cannot be per_credentials (the rows "
+          "depend on the viewer, so one resolve cannot serve every replica)"));
+    }
     if (entity->max_batch_keys() == 0)
       entity->set_max_batch_keys(kDefaultMaxBatchKeys);
     if (entity->max_concurrent_resolves() == 0) {

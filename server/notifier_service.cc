@@ -72,13 +72,15 @@ absl::Status ValidateNotify(const v1::NotifyRequest& request,
 
 NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
                                  Bus* bus, std::string origin,
-                                 LocalHandler local, ServerCounters* counters)
+                                 LocalHandler local, ServerCounters* counters,
+                                 ClusterOnceResolver* cluster)
     : limits_(limits),
       table_(table),
       bus_(bus),
       origin_(std::move(origin)),
       local_(std::move(local)),
-      counters_(counters) {}
+      counters_(counters),
+      cluster_(cluster) {}
 
 grpc::ServerUnaryReactor* NotifierService::Notify(
     grpc::CallbackServerContext* context, const v1::NotifyRequest* request,
@@ -90,20 +92,62 @@ grpc::ServerUnaryReactor* NotifierService::Notify(
     return reactor;
   }
   const int64_t now = absl::ToUnixNanos(absl::Now());
-  uint32_t accepted = 0;
-  absl::Status status;
+  std::vector<v1::Notice> notices;
+  notices.reserve(request->changes_size());
+  std::vector<size_t> to_resolve;  // indices of cluster_once notices
   for (const v1::Change& change : request->changes()) {
-    v1::Notice notice;
+    v1::Notice& notice = notices.emplace_back();
     *notice.mutable_key() = change.key();
     if (change.has_version()) notice.set_version(change.version());
     if (change.has_rows()) *notice.mutable_rows() = change.rows();
     notice.set_origin(origin_);
     notice.set_timestamp_unix_nanos(now);
-    if (request->local_only()) {
-      local_(notice);
-    } else if (status = bus_->Publish(notice); !status.ok()) {
-      break;
+    if (cluster_ != nullptr && !request->local_only() && !change.has_rows() &&
+        ClusterOnceResolver::Applies(table_->Find(change.key().entity()))) {
+      to_resolve.push_back(notices.size() - 1);
     }
+  }
+  if (to_resolve.empty()) {
+    Publish(reactor, response, notices, request->local_only(), started);
+    return reactor;
+  }
+  std::vector<v1::Notice> resolving;
+  resolving.reserve(to_resolve.size());
+  for (size_t i : to_resolve) resolving.push_back(notices[i]);
+  cluster_->Resolve(std::move(resolving),
+                    [this, reactor, response, plain = std::move(notices),
+                     to_resolve = std::move(to_resolve),
+                     started](std::vector<v1::Notice> resolved) {
+                      std::vector<v1::Notice> notices = plain;
+                      for (size_t j = 0; j < to_resolve.size(); ++j) {
+                        notices[to_resolve[j]] = std::move(resolved[j]);
+                      }
+                      Publish(reactor, response, notices, /*local_only=*/false,
+                              started, &plain);
+                    });
+  return reactor;
+}
+
+void NotifierService::Publish(grpc::ServerUnaryReactor* reactor,
+                              v1::NotifyResponse* response,
+                              const std::vector<v1::Notice>& notices,
+                              bool local_only, absl::Time started,
+                              const std::vector<v1::Notice>* plain) {
+  uint32_t accepted = 0;
+  absl::Status status;
+  for (size_t i = 0; i < notices.size(); ++i) {
+    if (local_only) {
+      local_(notices[i]);
+      ++accepted;
+      continue;
+    }
+    status = bus_->Publish(notices[i]);
+    // Resolved rows too large for the bus: every replica resolves instead.
+    if (absl::IsResourceExhausted(status) && plain != nullptr &&
+        (*plain)[i].has_rows() != notices[i].has_rows()) {
+      status = bus_->Publish((*plain)[i]);
+    }
+    if (!status.ok()) break;
     ++accepted;
   }
   response->set_accepted(accepted);
@@ -114,10 +158,9 @@ grpc::ServerUnaryReactor* NotifierService::Notify(
   if (!status.ok()) {
     status = absl::UnavailableError(absl::StrCat(
         "bus unavailable (", status.message(), "): ", accepted, " of ",
-        request->changes_size(), " changes were published; retry the rest"));
+        notices.size(), " changes were published; retry the rest"));
   }
   reactor->Finish(ToGrpcStatus(status));
-  return reactor;
 }
 
 }  // namespace entitysync

@@ -4,16 +4,20 @@
 // and nothing is published), then each change becomes a Notice published on
 // the bus, or handed straight to this replica with local_only. UNAVAILABLE
 // when the bus cannot take a notice: OK is never returned for a notice that
-// was not published. Thread-safe; unary callback handler, never blocks.
+// was not published. Changes of cluster_once entities are resolved first (by
+// the ClusterOnceResolver; the call finishes once they are published).
+// Thread-safe; unary callback handler, never blocks.
 #ifndef ENTITYSYNC_SERVER_NOTIFIER_SERVICE_H_
 #define ENTITYSYNC_SERVER_NOTIFIER_SERVICE_H_
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "adapters/bus/bus.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
+#include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
 #include "server/limits.h"
 #include "server/server_counters.h"
@@ -29,22 +33,34 @@ class NotifierService : public v1::Notifier::CallbackService {
  public:
   using LocalHandler = std::function<void(const v1::Notice&)>;
 
-  // `counters` (notices published, Notify latency) may be null.
+  // `counters` (notices published, Notify latency) and `cluster` (no
+  // cluster_once entities) may be null.
   NotifierService(const Limits* limits, const EntityTable* table, Bus* bus,
                   std::string origin, LocalHandler local,
-                  ServerCounters* counters = nullptr);
+                  ServerCounters* counters = nullptr,
+                  ClusterOnceResolver* cluster = nullptr);
 
   grpc::ServerUnaryReactor* Notify(grpc::CallbackServerContext* context,
                                    const v1::NotifyRequest* request,
                                    v1::NotifyResponse* response) override;
 
  private:
+  // Publishes (or hands to this replica) every notice in order; finishes
+  // the call. OK only when every one was published. `plain`: the notices
+  // before cluster_once resolved them, published instead of one whose rows
+  // the bus refuses as too large.
+  void Publish(grpc::ServerUnaryReactor* reactor, v1::NotifyResponse* response,
+               const std::vector<v1::Notice>& notices, bool local_only,
+               absl::Time started,
+               const std::vector<v1::Notice>* plain = nullptr);
+
   const Limits* const limits_;
   const EntityTable* const table_;
   Bus* const bus_;
   const std::string origin_;
   const LocalHandler local_;
   ServerCounters* const counters_;
+  ClusterOnceResolver* const cluster_;
 };
 
 }  // namespace entitysync

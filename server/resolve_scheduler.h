@@ -119,6 +119,9 @@ class ResolveScheduler {
   // Keys with resolve state (tests check that memory stays bounded).
   size_t tracked_keys() const;
   absl::flat_hash_map<std::string, EntityCallStats> call_stats() const;
+  // Counts one resolver call of `entity` in call_stats() (also made by the
+  // cluster_once resolver, so Admin.Stats and /metrics see every call).
+  void RecordCall(const std::string& entity, absl::Time started, bool ok);
 
  private:
   // One pending delivery of a unit.
@@ -217,7 +220,6 @@ class ResolveScheduler {
   // drains a unit at a time.
   void Drain(const std::string& key_string, const std::string& credentials);
   void CallFinished();
-  void RecordCall(const std::string& entity, absl::Time started, bool ok);
 
   // Const after construction.
   const EntityTable* const table_;

@@ -121,10 +121,15 @@ absl::Status EntitySyncServer::Init() {
   deps.passthrough = passthrough_.get();
   deps.counters = &counters_;
   subscribe_service_ = std::make_unique<SubscribeService>(deps);
+  cluster_ = std::make_unique<ClusterOnceResolver>(
+      &table_, options_.limits.max_row_bytes,
+      [this](const std::string& entity, absl::Time started, bool ok) {
+        scheduler_->RecordCall(entity, started, ok);
+      });
   notifier_service_ = std::make_unique<NotifierService>(
       &options_.limits, &table_, bus_.get(), origin_,
       [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); },
-      &counters_);
+      &counters_, cluster_.get());
 
   admin_service_ = std::make_unique<AdminService>(
       origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get());
@@ -261,13 +266,16 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
                                      "server is shutting down; reconnect"));
   }
   const absl::Time deadline = absl::Now() + grace;
+  // Resolver calls and pass-through calls end by their deadline at the latest.
+  const absl::Duration calls = MaxBackendTimeout() + absl::Seconds(1);
+  // Notify calls waiting for a cluster_once resolve publish their notices
+  // as they are, while the bus and the internal server are still up.
+  if (cluster_) cluster_->Shutdown(calls);
   for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
     if (server != nullptr) server->Shutdown(absl::ToChronoTime(deadline));
   }
   if (bus_) bus_->Stop();
   dispatcher_.reset();
-  // Resolver and pass-through calls end by their deadline at the latest.
-  const absl::Duration calls = MaxBackendTimeout() + absl::Seconds(1);
   if (scheduler_) scheduler_->Shutdown(calls);
   if (passthrough_) passthrough_->Drain(calls);
   executor_.reset();

@@ -18,6 +18,7 @@
 #include "adapters/bus/bus.h"
 #include "entitysync/v1/config.pb.h"
 #include "grpcpp/server.h"
+#include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
 #include "server/executor.h"
 #include "server/hub.h"
@@ -123,6 +124,7 @@ class EntitySyncServer {
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ResolveScheduler> scheduler_;
+  std::unique_ptr<ClusterOnceResolver> cluster_;
   std::unique_ptr<NoticeDispatcher> dispatcher_;
   std::unique_ptr<PassthroughClient> passthrough_;
   std::unique_ptr<SessionRegistry> registry_;

@@ -21,17 +21,21 @@ namespace {
 class ReplicasTest : public ::testing::Test {
  protected:
   // Starts `n` replicas, each with its own resolver on the shared database.
-  void StartReplicas(int n) {
+  void StartReplicas(
+      int n, absl::Duration resolver_delay = absl::ZeroDuration(),
+      v1::EntityConfig::ResolveMode mode = v1::EntityConfig::PER_REPLICA) {
     for (int i = 0; i < n; ++i) {
-      backends_.push_back(
-          std::make_unique<ItemsBackend>(absl::ZeroDuration(), db_));
-      replicas_.push_back(StartReplica(i));
+      backends_.push_back(std::make_unique<ItemsBackend>(resolver_delay, db_));
+      replicas_.push_back(StartReplica(i, mode));
     }
   }
 
-  std::unique_ptr<EntitySyncServer> StartReplica(int i) {
+  std::unique_ptr<EntitySyncServer> StartReplica(
+      int i,
+      v1::EntityConfig::ResolveMode mode = v1::EntityConfig::PER_REPLICA) {
     ServerOptions options;
     options.config = ItemsConfig(backends_[i]->target());
+    options.config.mutable_entities(0)->set_resolve_mode(mode);
     options.public_address = "127.0.0.1:0";
     options.internal_address = "127.0.0.1:0";
     NatsBusOptions bus;
@@ -87,6 +91,87 @@ TEST_F(ReplicasTest,
       << "replica B resolves once per change for its three subscribers";
   EXPECT_EQ(backend(0).calls() - a0, 0u) << "replica A has no subscribers";
   EXPECT_EQ(backend(2).calls() - c0, 0u) << "replica C has no subscribers";
+}
+
+// cluster_once: the replica that takes the Notify resolves once and
+// publishes the rows; replicas with subscribers push them without a call.
+TEST_F(ReplicasTest, ClusterOnceResolvesEachChangeOnceForAllReplicas) {
+  StartReplicas(3, absl::ZeroDuration(), v1::EntityConfig::CLUSTER_ONCE);
+  ASSERT_TRUE(WaitFor([&] { return AllServing(); }));
+  backend(0).Set("100", "Lamp");
+  std::vector<std::unique_ptr<RawStream>> subs;  // two on every replica
+  for (int r = 0; r < 3; ++r) {
+    for (int i = 0; i < 2; ++i) {
+      subs.push_back(std::make_unique<RawStream>(pub(r)));
+      ASSERT_TRUE(
+          subs.back()->AwaitSubscribed(subs.back()->Subscribe("items", "100")));
+      ASSERT_TRUE(subs.back()->AwaitUpdate("100"));
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(100));  // Let NATS propagate the SUBs.
+  const uint64_t a0 = backend(0).calls(), b0 = backend(1).calls(),
+                 c0 = backend(2).calls();
+  for (int change = 1; change <= 3; ++change) {
+    const uint64_t v = backend(0).Set("100", absl::StrCat("Lamp v", change));
+    ASSERT_TRUE(Notify(internal(0), {"100"}).ok());
+    for (auto& s : subs) ASSERT_TRUE(s->AwaitUpdate("100", v));
+  }
+  EXPECT_EQ(backend(0).calls() - a0, 3u) << "one call per change, by A";
+  EXPECT_EQ(backend(1).calls() - b0, 0u) << "B pushes A's rows";
+  EXPECT_EQ(backend(2).calls() - c0, 0u) << "C pushes A's rows";
+  // The rows reached the subscribers as the resolver returned them.
+  const std::vector<v1::Update> last = subs.back()->Updates("100");
+  ASSERT_FALSE(last.empty());
+  ASSERT_GT(last.back().rows_size(), 0);
+  EXPECT_TRUE(absl::StrContains(last.back().rows(0).data(), "Lamp v3"));
+
+  // A Notify to C: C resolves.
+  const uint64_t v = backend(0).Set("100", "Lamp v4");
+  ASSERT_TRUE(Notify(internal(2), {"100"}).ok());
+  for (auto& s : subs) ASSERT_TRUE(s->AwaitUpdate("100", v));
+  EXPECT_EQ(backend(2).calls() - c0, 1u);
+  EXPECT_EQ(backend(1).calls() - b0, 0u);
+}
+
+TEST_F(ReplicasTest, ClusterOnceCoalescesABurstOnOneKey) {
+  StartReplicas(2, absl::Milliseconds(300), v1::EntityConfig::CLUSTER_ONCE);
+  ASSERT_TRUE(WaitFor([&] { return AllServing(); }));
+  backend(0).Set("7", "start");
+  RawStream a(pub(0)), b(pub(1));
+  for (RawStream* s : {&a, &b}) {
+    ASSERT_TRUE(s->AwaitSubscribed(s->Subscribe("items", "7")));
+    ASSERT_TRUE(s->AwaitUpdate("7"));
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  const uint64_t a0 = backend(0).calls(), b0 = backend(1).calls();
+  // 20 changes and their Notify calls at once, while one resolve is slow.
+  std::vector<std::thread> notifiers;
+  uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) last = backend(0).Set("7", absl::StrCat(i));
+  for (int i = 0; i < 20; ++i) {
+    notifiers.emplace_back(
+        [&] { EXPECT_TRUE(Notify(internal(0), {"7"}).ok()); });
+  }
+  for (std::thread& t : notifiers) t.join();
+  for (RawStream* s : {&a, &b}) ASSERT_TRUE(s->AwaitUpdate("7", last));
+  EXPECT_LE(backend(0).calls() - a0, 2u)
+      << "one resolve in flight, one follow-up for everything that came later";
+  EXPECT_EQ(backend(1).calls() - b0, 0u);
+}
+
+TEST_F(ReplicasTest, ClusterOncePassesTheNoticeOnWhenItCannotResolve) {
+  StartReplicas(2, absl::ZeroDuration(), v1::EntityConfig::CLUSTER_ONCE);
+  ASSERT_TRUE(WaitFor([&] { return AllServing(); }));
+  backend(1).Set("5", "start");
+  RawStream s(pub(1));
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "5")));
+  ASSERT_TRUE(s.AwaitUpdate("5"));
+  absl::SleepFor(absl::Milliseconds(100));
+  backends_[0].reset();  // A's resolver is gone.
+  const uint64_t v = backend(1).Set("5", "changed");
+  ASSERT_TRUE(Notify(internal(0), {"5"}).ok())
+      << "the change is published all the same";
+  ASSERT_TRUE(s.AwaitUpdate("5", v)) << "B resolves it itself";
 }
 
 TEST_F(ReplicasTest, UnusualIdsRouteOnlyToTheirOwnKey) {

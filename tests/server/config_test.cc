@@ -63,6 +63,11 @@ TEST(ConfigTest, SemanticErrorsNameTheEntry) {
       {R"(passthrough { timeout_ms: 5 })", "passthrough: target is empty"},
       {R"(entities { name: "a" resolver { target: "x" timeout_ms: 60001 } })",
        "over the limit of 60000"},
+      {R"(entities {
+            name: "a" resolver { target: "x" }
+            per_credentials: true resolve_mode: CLUSTER_ONCE
+          })",
+       "CLUSTER_ONCE cannot be per_credentials"},
   };
   for (const Case& c : cases) {
     auto config = ParseServerConfig(c.text);
