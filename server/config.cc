@@ -91,6 +91,10 @@ absl::StatusOr<v1::ServerConfig> ParseServerConfig(absl::string_view text) {
     if (entity->max_concurrent_resolves() == 0) {
       entity->set_max_concurrent_resolves(kDefaultMaxConcurrentResolves);
     }
+    if (entity->max_concurrent_subscribe_resolves() == 0) {
+      entity->set_max_concurrent_subscribe_resolves(
+          kDefaultMaxConcurrentSubscribeResolves);
+    }
   }
   if (config.has_passthrough()) {
     if (absl::Status s = ApplyTargetDefaults(config.mutable_passthrough(),

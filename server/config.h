@@ -17,6 +17,7 @@ inline constexpr uint32_t kDefaultResolverTimeoutMs = 2000;
 inline constexpr uint32_t kMaxBackendTimeoutMs = 60000;
 inline constexpr uint32_t kDefaultMaxBatchKeys = 100;
 inline constexpr uint32_t kDefaultMaxConcurrentResolves = 4;
+inline constexpr uint32_t kDefaultMaxConcurrentSubscribeResolves = 64;
 
 // INVALID_ARGUMENT for syntax errors, unknown fields, bad or duplicate entity
 // names and missing targets.

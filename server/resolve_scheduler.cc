@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/config.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
@@ -569,69 +570,168 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
     return;
   }
   bool stopping;
+  bool post = false;
   {
     absl::MutexLock lock(&mu_);
     stopping = stopping_;
-    if (!stopping) ++calls_in_flight_;
+    if (!stopping) {
+      ++stats_.subscribe_requests;
+      EntityState& es = entities_[key.entity()];
+      auto [group, inserted] = es.subscribe_groups.try_emplace(credentials);
+      if (inserted) es.subscribe_order.push_back(credentials);
+      std::vector<SnapshotCallback>& waiting =
+          group->second.waiters[KeyString(key)];
+      if (waiting.empty()) group->second.keys.push_back(key);
+      waiting.push_back(std::move(done));
+      if (!es.subscribe_flush_posted) {
+        es.subscribe_flush_posted = true;
+        post = true;
+      }
+    }
   }
   if (stopping) {
     // Called without the lock: `done` may call back into the scheduler.
     done(absl::UnavailableError("server is shutting down"));
     return;
   }
+  // On the executor, so that requests arriving meanwhile join the batch.
+  if (post) {
+    executor_->Post([this, entity = key.entity()] { FlushSubscribes(entity); });
+  }
+}
+
+void ResolveScheduler::TakeSubscribeWaiters(
+    EntityState& es, std::vector<SnapshotCallback>* out) {
+  for (auto& [credentials, group] : es.subscribe_groups) {
+    for (auto& [key_string, waiting] : group.waiters) {
+      for (SnapshotCallback& cb : waiting) out->push_back(std::move(cb));
+    }
+  }
+  es.subscribe_groups.clear();
+  es.subscribe_order.clear();
+}
+
+void ResolveScheduler::FlushSubscribes(const std::string& entity) {
+  const EntityRoute* route = table_->Find(entity);
+  std::vector<SubscribeCall> calls;
+  std::vector<SnapshotCallback> refused;  // after Shutdown
+  {
+    absl::MutexLock lock(&mu_);
+    EntityState& es = entities_[entity];
+    es.subscribe_flush_posted = false;
+    if (stopping_) TakeSubscribeWaiters(es, &refused);
+    // Tables built in code may leave the limits at 0: their defaults then.
+    const size_t max_batch = route->config.max_batch_keys() > 0
+                                 ? route->config.max_batch_keys()
+                                 : kDefaultMaxBatchKeys;
+    const int max_calls =
+        static_cast<int>(route->config.max_concurrent_subscribe_resolves() > 0
+                             ? route->config.max_concurrent_subscribe_resolves()
+                             : kDefaultMaxConcurrentSubscribeResolves);
+    while (!stopping_ && es.subscribe_calls_in_flight < max_calls &&
+           !es.subscribe_order.empty()) {
+      auto group = es.subscribe_groups.find(es.subscribe_order.front());
+      SubscribeCall call;
+      call.credentials = group->first;
+      call.request.set_credentials(group->first);
+      call.request.set_reason(v1::ResolveRequest::SUBSCRIBE);
+      std::vector<v1::EntityKey>& keys = group->second.keys;
+      const size_t n = std::min(max_batch, keys.size());
+      for (size_t i = 0; i < n; ++i) {
+        std::string key_string = KeyString(keys[i]);
+        auto waiting = group->second.waiters.extract(key_string);
+        call.keys.emplace_back(std::move(key_string),
+                               std::move(waiting.mapped()));
+        *call.request.add_keys() = std::move(keys[i]);
+      }
+      keys.erase(keys.begin(), keys.begin() + n);
+      if (keys.empty()) {
+        es.subscribe_groups.erase(group);
+        es.subscribe_order.pop_front();
+      }
+      ++es.subscribe_calls_in_flight;
+      ++calls_in_flight_;
+      ++stats_.subscribe_calls;
+      calls.push_back(std::move(call));
+    }
+  }
+  for (SnapshotCallback& cb : refused) {
+    cb(absl::UnavailableError("server is shutting down"));
+  }
+  for (SubscribeCall& call : calls) {
+    v1::ResolveRequest request = std::move(call.request);
+    route->client->Resolve(
+        request, absl::Milliseconds(route->config.resolver().timeout_ms()),
+        [this, entity, call = std::move(call), started = absl::Now()](
+            absl::StatusOr<v1::ResolveResponse> response) mutable {
+          OnSubscribeResolved(entity, std::move(call), started,
+                              std::move(response));
+        });
+  }
+}
+
+void ResolveScheduler::OnSubscribeResolved(
+    const std::string& entity, SubscribeCall call, absl::Time started,
+    absl::StatusOr<v1::ResolveResponse> response) {
+  RecordCall(entity, started, response.ok());
+  const EntityRoute* route = table_->Find(entity);
   const size_t max_row_bytes = route->config.max_row_bytes() > 0
                                    ? route->config.max_row_bytes()
                                    : options_.max_row_bytes;
-  v1::ResolveRequest request;
-  *request.add_keys() = key;
-  request.set_credentials(credentials);
-  request.set_reason(v1::ResolveRequest::SUBSCRIBE);
-  const std::string key_string = KeyString(key);
-  route->client->Resolve(
-      request, absl::Milliseconds(route->config.resolver().timeout_ms()),
-      [this, key_string, entity = key.entity(), max_row_bytes,
-       started = absl::Now(),
-       credentials =
-           route->config.per_credentials() ? credentials : std::string(),
-       done = std::move(done)](absl::StatusOr<v1::ResolveResponse> response) {
-        RecordCall(entity, started, response.ok());
-        absl::StatusOr<Snapshot> out;
-        if (!response.ok()) {
-          out = SubscribeResolveError(entity, response.status());
-        } else {
-          const v1::ResolvedKey* found = nullptr;
-          for (const v1::ResolvedKey& r : response->results()) {
-            if (KeyString(r.key()) == key_string) found = &r;
-          }
-          if (found == nullptr) {
-            out =
-                absl::InternalError("resolver returned no result for the key");
-          } else if (found->status() == v1::ResolvedKey::DENIED) {
-            out = absl::PermissionDeniedError("access denied by the resolver");
-          } else if (size_t bytes = RowBytes(found->rows());
-                     bytes > max_row_bytes) {
-            out = absl::ResourceExhaustedError(
-                absl::StrCat("resolved rows are ", bytes,
-                             " bytes; the limit is ", max_row_bytes));
-          } else {
-            Snapshot snapshot;
-            snapshot.status = found->status();
-            // NOT_FOUND without a version means "nothing yet": version 0, so
-            // that the creation supersedes it whatever its version source.
-            // Without a resolver version the snapshot takes the version the
-            // replica last delivered for the key (its next update is newer
-            // whatever its source: notice or clock), or 0 when there is none,
-            // so that no later version source can be shadowed by it.
-            snapshot.version = found->version() > 0
-                                   ? found->version()
-                                   : DeliveredVersion(key_string, credentials);
-            snapshot.rows.assign(found->rows().begin(), found->rows().end());
-            out = std::move(snapshot);
-          }
-        }
-        done(std::move(out));
-        CallFinished();
-      });
+  // Versions of keys without resolver versions are looked up per unit.
+  const std::string& unit_credentials =
+      route->config.per_credentials() ? call.credentials : std::string();
+  absl::flat_hash_map<std::string, const v1::ResolvedKey*> results;
+  if (response.ok()) {
+    for (const v1::ResolvedKey& r : response->results()) {
+      results.emplace(KeyString(r.key()), &r);
+    }
+  }
+  for (auto& [key_string, waiting] : call.keys) {
+    absl::StatusOr<Snapshot> out;
+    auto found = results.find(key_string);
+    if (!response.ok()) {
+      out = SubscribeResolveError(entity, response.status());
+    } else if (found == results.end()) {
+      out = absl::InternalError("resolver returned no result for the key");
+    } else if (found->second->status() == v1::ResolvedKey::DENIED) {
+      out = absl::PermissionDeniedError("access denied by the resolver");
+    } else if (size_t bytes = RowBytes(found->second->rows());
+               bytes > max_row_bytes) {
+      out = absl::ResourceExhaustedError(absl::StrCat(
+          "resolved rows are ", bytes, " bytes; the limit is ", max_row_bytes));
+    } else {
+      const v1::ResolvedKey& r = *found->second;
+      Snapshot snapshot;
+      snapshot.status = r.status();
+      // NOT_FOUND without a version means "nothing yet": version 0, so
+      // that the creation supersedes it whatever its version source.
+      // Without a resolver version the snapshot takes the version the
+      // replica last delivered for the key (its next update is newer
+      // whatever its source: notice or clock), or 0 when there is none,
+      // so that no later version source can be shadowed by it.
+      snapshot.version = r.version() > 0
+                             ? r.version()
+                             : DeliveredVersion(key_string, unit_credentials);
+      snapshot.rows.assign(r.rows().begin(), r.rows().end());
+      out = std::move(snapshot);
+    }
+    for (size_t i = 0; i < waiting.size(); ++i) {
+      waiting[i](i + 1 < waiting.size() ? out : std::move(out));
+    }
+  }
+  bool post = false;
+  {
+    absl::MutexLock lock(&mu_);
+    EntityState& es = entities_[entity];
+    --es.subscribe_calls_in_flight;
+    if (!es.subscribe_order.empty() && !es.subscribe_flush_posted) {
+      es.subscribe_flush_posted = true;
+      post = true;
+    }
+  }
+  if (post) executor_->Post([this, entity] { FlushSubscribes(entity); });
+  CallFinished();
 }
 
 uint64_t ResolveScheduler::DeliveredVersion(const std::string& key_string,
@@ -665,8 +765,16 @@ void ResolveScheduler::CallFinished() {
 }
 
 void ResolveScheduler::Shutdown(absl::Duration timeout) {
+  std::vector<SnapshotCallback> refused;  // subscribes not yet issued
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [entity, es] : entities_) TakeSubscribeWaiters(es, &refused);
+  }
+  for (SnapshotCallback& cb : refused) {
+    cb(absl::UnavailableError("server is shutting down"));
+  }
   absl::MutexLock lock(&mu_);
-  stopping_ = true;
   mu_.AwaitWithTimeout(absl::Condition(
                            +[](int* n) { return *n == 0; }, &calls_in_flight_),
                        timeout);

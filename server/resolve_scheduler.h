@@ -18,7 +18,13 @@
 //  - each update is serialized once; deliveries of one unit are made by one
 //    thread at a time, in order, with no lock held while touching sessions.
 // Subscribe-time resolves (ResolveForSubscribe) pass the subscriber's
-// credentials and return the snapshot to the caller.
+// credentials and return the snapshot to the caller. Requests waiting at the
+// same time with the same entity and credentials share one Resolve call (up
+// to max_batch_keys keys; subscribers of the same key share its result), at
+// most max_concurrent_subscribe_resolves calls per entity in flight: a
+// reconnect storm costs a few calls, not one per subscription. A request
+// never joins a call already in flight (that call may have read the state
+// before this subscriber was registered for changes).
 //
 // Notices with inline rows are pushed as they are (no resolver call) unless
 // the entity is per_credentials.
@@ -69,6 +75,9 @@ struct SchedulerStats {
   uint64_t unchanged_skipped = 0;
   uint64_t older_dropped = 0;
   uint64_t notices_without_subscribers = 0;
+  // Subscribe-time Resolve calls, and the subscriptions they answered.
+  uint64_t subscribe_calls = 0;
+  uint64_t subscribe_requests = 0;
 };
 
 // Resolver calls of one entity (subscribe- and change-time) since start.
@@ -157,10 +166,28 @@ class ResolveScheduler {
     absl::flat_hash_map<std::string, UnitState> units;
   };
 
+  // Subscribe-time requests of one entity and credentials, not yet issued.
+  struct SubscribeGroup {
+    std::vector<v1::EntityKey> keys;  // distinct, in arrival order
+    absl::flat_hash_map<std::string, std::vector<SnapshotCallback>> waiters;
+  };
+
   struct EntityState {
     std::deque<std::pair<std::string, std::string>> pending;  // key, creds
     int calls_in_flight = 0;
     bool flush_posted = false;
+    // Subscribe-time: groups by credentials, served in arrival order.
+    absl::flat_hash_map<std::string, SubscribeGroup> subscribe_groups;
+    std::deque<std::string> subscribe_order;
+    int subscribe_calls_in_flight = 0;
+    bool subscribe_flush_posted = false;
+  };
+
+  // One issued subscribe-time call: its keys and who waits for each.
+  struct SubscribeCall {
+    std::string credentials;
+    std::vector<std::pair<std::string, std::vector<SnapshotCallback>>> keys;
+    v1::ResolveRequest request;
   };
 
   // What one resolve of one unit was issued with.
@@ -189,6 +216,13 @@ class ResolveScheduler {
   void PostFlushLocked(const std::string& entity)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Flush(const std::string& entity);
+  void FlushSubscribes(const std::string& entity);
+  // Moves out every subscribe-time request not yet issued (shutdown).
+  static void TakeSubscribeWaiters(EntityState& es,
+                                   std::vector<SnapshotCallback>* out);
+  void OnSubscribeResolved(const std::string& entity, SubscribeCall call,
+                           absl::Time started,
+                           absl::StatusOr<v1::ResolveResponse> response);
   void OnResolved(const std::string& entity, std::vector<IssuedUnit> batch,
                   absl::StatusOr<v1::ResolveResponse> response);
   void ApplyOutcomeLocked(

@@ -1,6 +1,7 @@
 #include "server/resolve_scheduler.h"
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,7 +78,8 @@ class ResolveSchedulerTest : public ::testing::Test {
     Build(/*per_credentials=*/false, /*max_concurrent=*/4);
   }
 
-  void Build(bool per_credentials, int max_concurrent) {
+  void Build(bool per_credentials, int max_concurrent,
+             int max_concurrent_subscribe = 0) {
     scheduler_.reset();
     table_ = std::make_unique<EntityTable>();
     v1::EntityConfig config;
@@ -87,6 +89,7 @@ class ResolveSchedulerTest : public ::testing::Test {
     config.set_max_batch_keys(100);
     config.set_max_concurrent_resolves(max_concurrent);
     config.set_per_credentials(per_credentials);
+    config.set_max_concurrent_subscribe_resolves(max_concurrent_subscribe);
     resolver_ = std::make_shared<FakeResolverClient>();
     table_->Add(config, resolver_);
     SchedulerOptions options;
@@ -306,6 +309,58 @@ TEST_F(ResolveSchedulerTest, ResyncResolvesEverySubscribedKey) {
     return keys >= 2;
   }));
   EXPECT_EQ(keys, 2);
+}
+
+// A reconnect storm: subscriptions waiting for a free call slot share calls
+// per credentials, and subscribers of one key share its result; none joins
+// the call already in flight.
+TEST_F(ResolveSchedulerTest, WaitingSubscribeResolvesShareCalls) {
+  Build(/*per_credentials=*/false, /*max_concurrent=*/4,
+        /*max_concurrent_subscribe=*/1);
+  absl::Mutex mu;
+  std::map<std::string, int> snapshots;  // "id/credentials" -> count
+  auto subscribe = [&](const std::string& id, const std::string& creds) {
+    scheduler_->ResolveForSubscribe(
+        Key(id), creds, [&, id, creds](absl::StatusOr<Snapshot> s) {
+          ASSERT_TRUE(s.ok()) << s.status();
+          EXPECT_EQ(s->rows[0].data(), "v:" + id + ":" + creds);
+          absl::MutexLock lock(&mu);
+          ++snapshots[id + "/" + creds];
+        });
+  };
+  subscribe("1", "");
+  ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
+  for (int i = 1; i <= 20; ++i) subscribe(std::to_string(i), "");
+  subscribe("2", "");  // the same key again: one result for both
+  subscribe("3", "bob");
+  subscribe("3", "bob");
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(resolver_->total(), 1) << "one call in flight at most";
+  auto first = resolver_->Take();
+  ASSERT_EQ(first.request.keys_size(), 1);
+  first.done(Found(first.request, 1, "v"));
+  ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
+  auto second = resolver_->Take();
+  EXPECT_EQ(second.request.keys_size(), 20)
+      << "keys 1..20 (1 again: it may have changed since the first call)";
+  EXPECT_EQ(second.request.credentials(), "");
+  second.done(Found(second.request, 1, "v"));
+  ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }));
+  auto third = resolver_->Take();
+  EXPECT_EQ(third.request.credentials(), "bob");
+  EXPECT_EQ(third.request.keys_size(), 1);
+  third.done(Found(third.request, 1, "v"));
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return snapshots.size() == 21;
+  }));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(snapshots["1/"], 2);
+  EXPECT_EQ(snapshots["2/"], 2);
+  EXPECT_EQ(snapshots["3/bob"], 2);
+  EXPECT_EQ(resolver_->total(), 3) << "24 subscriptions, 3 calls";
+  EXPECT_EQ(scheduler_->stats().subscribe_calls, 3u);
+  EXPECT_EQ(scheduler_->stats().subscribe_requests, 24u);
 }
 
 TEST_F(ResolveSchedulerTest, SubscribeResolvePassesCredentialsAndMapsDenial) {
