@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "adapters/bus/nats_bus.h"
+#include "adapters/bus/redis_bus.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
 #include "server/config.h"
@@ -29,12 +30,19 @@ ABSL_FLAG(
     "Resolver table (text-format entitysync.v1.ServerConfig). Empty: open "
     "mode, where Notify's inline rows are pushed as they are.");
 ABSL_FLAG(std::string, bus, "inprocess",
-          "How replicas share change notices: \"inprocess\" (one replica) or "
-          "\"nats\" (any number of replicas on one NATS cluster).");
+          "How replicas share change notices: \"inprocess\" (one replica), "
+          "\"nats\" (any number of replicas on one NATS cluster) or "
+          "\"redis\" (any number of replicas on one Redis, pub/sub).");
 ABSL_FLAG(std::string, nats_url, "nats://127.0.0.1:4222",
           "With --bus=nats: comma-separated URLs of the NATS cluster.");
 ABSL_FLAG(std::string, nats_subject_prefix, "entitysync",
           "With --bus=nats: subjects are <prefix>.<entity>.<encoded id>.");
+ABSL_FLAG(std::string, redis_address, "127.0.0.1:6379",
+          "With --bus=redis: host:port of Redis (comma-separated: tried in "
+          "turn). The password, if any, comes from the environment variable "
+          "ENTITYSYNC_REDIS_PASSWORD.");
+ABSL_FLAG(std::string, redis_channel_prefix, "entitysync",
+          "With --bus=redis: channels are <prefix>.<entity>.<encoded id>.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM: how long clients get to move to another replica "
@@ -140,10 +148,24 @@ int Run() {
         absl::StrSplit(absl::GetFlag(FLAGS_nats_url), ',', absl::SkipEmpty());
     nats.subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix);
     options.bus = entitysync::NewNatsBus(std::move(nats));
+  } else if (bus == "redis") {
+    entitysync::RedisBusOptions redis;
+    redis.addresses = absl::StrSplit(absl::GetFlag(FLAGS_redis_address), ',',
+                                     absl::SkipEmpty());
+    redis.channel_prefix = absl::GetFlag(FLAGS_redis_channel_prefix);
+    // From the environment only, so it shows in no process list or log.
+    if (const char* password = std::getenv("ENTITYSYNC_REDIS_PASSWORD")) {
+      redis.password = password;
+    }
+    redis.on_error = [](const std::string& reason) {
+      Log(LogLevel::kWarning, absl::StrCat("redis bus: ", reason));
+    };
+    options.bus = entitysync::NewRedisBus(std::move(redis));
   } else if (bus != "inprocess") {
     Log(LogLevel::kError,
-        absl::StrCat("--bus must be \"inprocess\" or \"nats\", not \"", bus,
-                     "\""));
+        absl::StrCat("--bus must be \"inprocess\", \"nats\" or \"redis\", "
+                     "not \"",
+                     bus, "\""));
     return 2;
   }
 
