@@ -10,6 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/bus/nats_bus.h"
 #include "adapters/bus/redis_bus.h"
@@ -258,6 +259,10 @@ int main(int argc, char** argv) {
       "entitysync-server: keeps clients in sync with server-side entities.\n"
       "  entitysync-server [--config=resolvers.textproto] "
       "[--public_address=...]");
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's
+  // included) would record lock graphs for deadlock detection: measurable
+  // CPU on every lock. Tests keep it on; the production binaries do not.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

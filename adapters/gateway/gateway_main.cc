@@ -10,6 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
 #include "server/log.h"
@@ -103,6 +104,10 @@ int main(int argc, char** argv) {
       "entitysync-gateway: WebSocket and grpc-web front of entitysync for "
       "browsers.\n  entitysync-gateway [--address=127.0.0.1:8080] "
       "[--upstream=127.0.0.1:7070] [--static=/=examples/web]");
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's
+  // included) would record lock graphs for deadlock detection: measurable
+  // CPU on every lock. Tests keep it on; the production binaries do not.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::ParseCommandLine(argc, argv);
   return Run();
 }
