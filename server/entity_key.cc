@@ -52,6 +52,16 @@ absl::string_view EntityOfKeyString(absl::string_view key_string) {
   return key_string.substr(0, key_string.find('/'));
 }
 
+v1::EntityKey KeyOfKeyString(absl::string_view key_string) {
+  const size_t slash = key_string.find('/');
+  v1::EntityKey key;
+  key.set_entity(std::string(key_string.substr(0, slash)));
+  if (slash != absl::string_view::npos) {
+    key.set_id(std::string(key_string.substr(slash + 1)));
+  }
+  return key;
+}
+
 bool IsWildcard(const v1::EntityKey& key) { return key.id() == kWildcardId; }
 
 v1::EntityKey WildcardKey(absl::string_view entity) {

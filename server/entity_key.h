@@ -30,6 +30,8 @@ absl::Status ValidateKey(const v1::EntityKey& key, const Limits& limits,
 
 std::string KeyString(const v1::EntityKey& key);
 absl::string_view EntityOfKeyString(absl::string_view key_string);
+// The key back from KeyString(key).
+v1::EntityKey KeyOfKeyString(absl::string_view key_string);
 bool IsWildcard(const v1::EntityKey& key);
 v1::EntityKey WildcardKey(absl::string_view entity);
 // A readable form for errors and logs: `items/100`, with the id cut to 64

@@ -27,7 +27,6 @@ bool Hub::Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
   absl::MutexLock lock(&shard.mu);
   auto [it, new_key] = shard.entries.try_emplace(key_string);
   Entry& entry = it->second;
-  if (new_key) entry.key = key;
   const Subscriber* id = subscriber.get();
   auto [sub, inserted] = entry.subscribers.try_emplace(id);
   sub->second = SubscriberRef{std::move(subscriber), std::move(credentials)};
@@ -105,7 +104,7 @@ std::vector<v1::EntityKey> Hub::Keys() const {
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [key_string, entry] : shard->entries)
-      keys.push_back(entry.key);
+      keys.push_back(KeyOfKeyString(key_string));
   }
   return keys;
 }
@@ -115,9 +114,10 @@ Hub::Counts Hub::CountSubscriptions(size_t top) const {
   for (const auto& shard : shards_) {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [key_string, entry] : shard->entries) {
-      counts.subscriptions_by_entity[entry.key.entity()] +=
+      counts.subscriptions_by_entity[EntityOfKeyString(key_string)] +=
           entry.subscribers.size();
-      counts.top_keys.emplace_back(entry.key, entry.subscribers.size());
+      counts.top_keys.emplace_back(KeyOfKeyString(key_string),
+                                   entry.subscribers.size());
     }
   }
   auto more = [](const auto& a, const auto& b) {

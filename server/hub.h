@@ -78,8 +78,8 @@ class Hub {
   Counts CountSubscriptions(size_t top) const;
 
  private:
+  // One per subscribed key (the shard map's key string is the key).
   struct Entry {
-    v1::EntityKey key;
     absl::flat_hash_map<const Subscriber*, SubscriberRef> subscribers;
   };
   struct Shard {

@@ -549,7 +549,7 @@ void ResolveScheduler::Drain(const std::string& key_string,
         return;
       }
       msg = std::move(unit->next.front().msg);
-      unit->next.pop_front();
+      unit->next.erase(unit->next.begin());
       key = unit->key;
       per_credentials = unit->per_credentials;
     }

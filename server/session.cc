@@ -169,11 +169,9 @@ void Session::HandleSubscribe(uint64_t request_id,
     }
     // A repeated subscribe keeps last_version: versions never go back.
     Subscription& sub = subscriptions_[key_string];
-    sub.key = key;
     sub.pending = true;
     sub.generation = generation = ++next_generation_;
-    sub.held.clear();
-    sub.held_bytes = 0;
+    sub.held.reset();
     credentials = credentials_;
     // Registered before the resolve so that no change during it is missed.
     deps_.hub->Add(key, shared_from_this(), credentials);
@@ -245,16 +243,17 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
       // Changes that arrived while the snapshot was being resolved: for the
       // key itself only when newer; for a wildcard's ids, all (the scheduler
       // ordered them per key).
-      for (auto& [held_key, held] : sub.held) {
-        if (held_key != key_string) {
-          PushLocked(std::move(held));
-        } else if (held.version > sub.last_version) {
-          sub.last_version = held.version;
-          PushLocked(std::move(held));
+      if (sub.held != nullptr) {
+        for (auto& [held_key, held] : sub.held->messages) {
+          if (held_key != key_string) {
+            PushLocked(std::move(held));
+          } else if (held.version > sub.last_version) {
+            sub.last_version = held.version;
+            PushLocked(std::move(held));
+          }
         }
+        sub.held.reset();
       }
-      sub.held.clear();
-      sub.held_bytes = 0;
       return;
     }
   }
@@ -404,7 +403,7 @@ void Session::Deliver(const OutboundMessage& msg) {
         sub.last_version = msg.version;
       } else if (msg.kind == OutboundMessage::Kind::kRevoked) {
         revoked = true;
-        revoked_key = sub.key;
+        revoked_key = KeyOfKeyString(msg.key_string);
         subscriptions_.erase(it);
         RemoveFromHubLocked(revoked_key);
         queue_.DropKeys(
@@ -439,14 +438,16 @@ void Session::Deliver(const OutboundMessage& msg) {
 }
 
 void Session::HoldLocked(Subscription& sub, const OutboundMessage& msg) {
-  auto [it, inserted] = sub.held.try_emplace(msg.key_string, msg);
+  if (sub.held == nullptr) sub.held = std::make_unique<Held>();
+  Held& held = *sub.held;
+  auto [it, inserted] = held.messages.try_emplace(msg.key_string, msg);
   if (!inserted) {
     if (it->second.version >= msg.version) return;
-    sub.held_bytes -= it->second.size;
+    held.bytes -= it->second.size;
     it->second = msg;
   }
-  sub.held_bytes += msg.size;
-  if (sub.held_bytes > deps_.limits->max_outbound_queue_bytes) {
+  held.bytes += msg.size;
+  if (held.bytes > deps_.limits->max_outbound_queue_bytes) {
     CloseSlowLocked(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                      "too many changes while subscribing; reconnect"),
@@ -605,9 +606,10 @@ void Session::OnDone() {
   {
     absl::MutexLock lock(&mu_);
     done_ = true;
-    for (auto& [key_string, sub] : subscriptions_) {
-      keys.push_back(sub.key);
-      RemoveFromHubLocked(sub.key);
+    keys.reserve(subscriptions_.size());
+    for (const auto& [key_string, sub] : subscriptions_) {
+      keys.push_back(KeyOfKeyString(key_string));
+      RemoveFromHubLocked(keys.back());
     }
     subscriptions_.clear();
     queue_.Clear();

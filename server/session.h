@@ -75,16 +75,20 @@ class Session
   void Close(const grpc::Status& status, bool cancel_write);
 
  private:
+  // Deliveries held back while a subscription waits for its subscribe-time
+  // resolve (authorization + snapshot): the newest per key (one key, or
+  // every id of a wildcard's entity), released after the snapshot.
+  struct Held {
+    absl::flat_hash_map<std::string, OutboundMessage> messages;
+    size_t bytes = 0;
+  };
+  // One per subscribed key, so kept small (the key is the map's key string;
+  // KeyOfKeyString gives the EntityKey back).
   struct Subscription {
-    v1::EntityKey key;
-    // Waiting for the subscribe-time resolve (authorization + snapshot):
-    // deliveries are held back, the newest per key (one key, or every id of
-    // a wildcard's entity), and released after the snapshot.
     bool pending = true;
     uint64_t generation = 0;
     uint64_t last_version = 0;
-    absl::flat_hash_map<std::string, OutboundMessage> held;
-    size_t held_bytes = 0;
+    std::unique_ptr<Held> held;  // only while pending and something arrived
   };
 
   void OnReadDone(bool ok) override;

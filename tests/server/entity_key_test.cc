@@ -58,5 +58,15 @@ TEST(EntityKeyTest, KeyStringSplitsAtTheFirstSlash) {
             std::string("items/").size() + 64 + 3);
 }
 
+TEST(EntityKeyTest, KeyOfKeyStringGivesTheKeyBack) {
+  for (const v1::EntityKey& key :
+       {Key("items", "a/b"), Key("items", "*"), Key("items", " /\n\0x"),
+        Key("e", std::string("nul\0inside", 10))}) {
+    const v1::EntityKey back = KeyOfKeyString(KeyString(key));
+    EXPECT_EQ(back.entity(), key.entity());
+    EXPECT_EQ(back.id(), key.id());
+  }
+}
+
 }  // namespace
 }  // namespace entitysync
