@@ -16,6 +16,47 @@ Hub::Hub(InterestListener* listener, int shard_count) : listener_(listener) {
     shards_.push_back(std::make_unique<Shard>());
 }
 
+bool Hub::Entry::Put(SubscriberRef ref) {
+  if (many_ == nullptr) {
+    if (one_.subscriber == nullptr || one_.subscriber == ref.subscriber) {
+      const bool inserted = one_.subscriber == nullptr;
+      one_ = std::move(ref);
+      return inserted;
+    }
+    many_ = std::make_unique<
+        absl::flat_hash_map<const Subscriber*, SubscriberRef>>();
+    const Subscriber* first = one_.subscriber.get();
+    many_->emplace(first, std::move(one_));
+    one_ = SubscriberRef{};
+  }
+  auto [it, inserted] = many_->try_emplace(ref.subscriber.get());
+  it->second = std::move(ref);
+  return inserted;
+}
+
+bool Hub::Entry::Erase(const Subscriber* subscriber) {
+  if (many_ != nullptr) return many_->erase(subscriber) > 0;
+  if (one_.subscriber == nullptr || one_.subscriber.get() != subscriber) {
+    return false;
+  }
+  one_ = SubscriberRef{};
+  return true;
+}
+
+size_t Hub::Entry::size() const {
+  if (many_ != nullptr) return many_->size();
+  return one_.subscriber != nullptr ? 1 : 0;
+}
+
+void Hub::Entry::AppendTo(std::vector<SubscriberRef>* out) const {
+  if (many_ == nullptr) {
+    if (one_.subscriber != nullptr) out->push_back(one_);
+    return;
+  }
+  out->reserve(out->size() + many_->size());
+  for (const auto& [id, ref] : *many_) out->push_back(ref);
+}
+
 Hub::Shard& Hub::ShardFor(const std::string& key_string) const {
   return *shards_[absl::Hash<std::string>{}(key_string) % shards_.size()];
 }
@@ -26,10 +67,8 @@ bool Hub::Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
   Shard& shard = ShardFor(key_string);
   absl::MutexLock lock(&shard.mu);
   auto [it, new_key] = shard.entries.try_emplace(key_string);
-  Entry& entry = it->second;
-  const Subscriber* id = subscriber.get();
-  auto [sub, inserted] = entry.subscribers.try_emplace(id);
-  sub->second = SubscriberRef{std::move(subscriber), std::move(credentials)};
+  const bool inserted = it->second.Put(
+      SubscriberRef{std::move(subscriber), std::move(credentials)});
   if (inserted) ++shard.subscriptions;
   if (new_key && listener_ != nullptr) {
     listener_->AddInterest(key.entity(), key.id());
@@ -43,9 +82,9 @@ bool Hub::Remove(const v1::EntityKey& key, const Subscriber* subscriber) {
   absl::MutexLock lock(&shard.mu);
   auto it = shard.entries.find(key_string);
   if (it == shard.entries.end()) return false;
-  if (it->second.subscribers.erase(subscriber) == 0) return false;
+  if (!it->second.Erase(subscriber)) return false;
   --shard.subscriptions;
-  if (it->second.subscribers.empty()) {
+  if (it->second.empty()) {
     shard.entries.erase(it);
     if (listener_ != nullptr) listener_->RemoveInterest(key.entity(), key.id());
   }
@@ -56,7 +95,7 @@ void Hub::CollectLocked(const Shard& shard, const std::string& key_string,
                         std::vector<SubscriberRef>* out) const {
   auto it = shard.entries.find(key_string);
   if (it == shard.entries.end()) return;
-  for (const auto& [id, ref] : it->second.subscribers) out->push_back(ref);
+  it->second.AppendTo(out);
 }
 
 std::vector<SubscriberRef> Hub::Lookup(const v1::EntityKey& key) const {
@@ -115,9 +154,8 @@ Hub::Counts Hub::CountSubscriptions(size_t top) const {
     absl::MutexLock lock(&shard->mu);
     for (const auto& [key_string, entry] : shard->entries) {
       counts.subscriptions_by_entity[EntityOfKeyString(key_string)] +=
-          entry.subscribers.size();
-      counts.top_keys.emplace_back(KeyOfKeyString(key_string),
-                                   entry.subscribers.size());
+          entry.size();
+      counts.top_keys.emplace_back(KeyOfKeyString(key_string), entry.size());
     }
   }
   auto more = [](const auto& a, const auto& b) {

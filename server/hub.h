@@ -78,9 +78,23 @@ class Hub {
   Counts CountSubscriptions(size_t top) const;
 
  private:
-  // One per subscribed key (the shard map's key string is the key).
-  struct Entry {
-    absl::flat_hash_map<const Subscriber*, SubscriberRef> subscribers;
+  // The subscribers of one key (the shard map's key string is the key).
+  // Most keys have one: it is kept inline, and the map is allocated only
+  // when a second subscriber comes.
+  class Entry {
+   public:
+    // Adds or replaces; true when the subscriber is new to the key.
+    bool Put(SubscriberRef ref);
+    // True when the subscriber was there.
+    bool Erase(const Subscriber* subscriber);
+    size_t size() const;
+    bool empty() const { return size() == 0; }
+    void AppendTo(std::vector<SubscriberRef>* out) const;
+
+   private:
+    SubscriberRef one_;  // used while many_ is null
+    std::unique_ptr<absl::flat_hash_map<const Subscriber*, SubscriberRef>>
+        many_;
   };
   struct Shard {
     mutable absl::Mutex mu;

@@ -81,6 +81,41 @@ TEST(HubTest, LookupIncludesWildcardSubscribersOnce) {
   EXPECT_EQ(hub.Lookup(Key("items", "*")).size(), 2u);
 }
 
+TEST(HubTest, SubscribersComeAndGoInAnyOrder) {
+  Hub hub(nullptr);
+  auto a = std::make_shared<RecordingSubscriber>();
+  auto b = std::make_shared<RecordingSubscriber>();
+  auto c = std::make_shared<RecordingSubscriber>();
+  const v1::EntityKey key = Key("items", "1");
+  auto credentials_of = [&](const Subscriber* s) {
+    for (const SubscriberRef& ref : hub.Lookup(key)) {
+      if (ref.subscriber.get() == s) return ref.credentials;
+    }
+    return std::string("(absent)");
+  };
+
+  EXPECT_TRUE(hub.Add(key, a, "x"));
+  EXPECT_FALSE(hub.Add(key, a, "y"));  // refreshed, not added twice
+  EXPECT_EQ(credentials_of(a.get()), "y");
+  EXPECT_FALSE(hub.Remove(key, b.get()));
+  EXPECT_TRUE(hub.Add(key, b, "b"));
+  EXPECT_TRUE(hub.Add(key, c, "c"));
+  EXPECT_EQ(hub.Lookup(key).size(), 3u);
+  EXPECT_EQ(hub.subscription_count(), 3u);
+  EXPECT_TRUE(hub.Remove(key, a.get()));
+  EXPECT_FALSE(hub.Remove(key, a.get()));
+  EXPECT_EQ(credentials_of(a.get()), "(absent)");
+  EXPECT_EQ(credentials_of(b.get()), "b");
+  EXPECT_EQ(credentials_of(c.get()), "c");
+  EXPECT_TRUE(hub.Remove(key, b.get()));
+  EXPECT_TRUE(hub.Remove(key, c.get()));
+  EXPECT_FALSE(hub.HasSubscribers(key));
+  EXPECT_EQ(hub.key_count(), 0u);
+  EXPECT_EQ(hub.subscription_count(), 0u);
+  EXPECT_TRUE(hub.Add(key, c, "again"));
+  EXPECT_EQ(credentials_of(c.get()), "again");
+}
+
 TEST(HubTest, KeysListsEverySubscribedKey) {
   Hub hub(nullptr, 4);
   auto s = std::make_shared<RecordingSubscriber>();
