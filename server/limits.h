@@ -28,6 +28,13 @@ struct Limits {
   size_t max_passthrough_in_flight = 16;
   // Per replica.
   size_t max_streams = 100000;
+  // Long polls (EntitySync.Await) waiting at once; more get
+  // RESOURCE_EXHAUSTED.
+  size_t max_awaits = 10000;
+  // An Await without timeout_ms waits this long; a longer one is cut to
+  // await_max_timeout.
+  absl::Duration await_default_timeout = absl::Seconds(30);
+  absl::Duration await_max_timeout = absl::Minutes(5);
   // Per update (total row bytes of one key) and per Notify call.
   size_t max_row_bytes = 1 << 20;
   size_t max_notify_changes = 1000;

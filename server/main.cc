@@ -65,6 +65,13 @@ ABSL_FLAG(int, max_concurrent_streams, 100,
 ABSL_FLAG(int, executor_threads, 2,
           "Threads for resolve batching and retries.");
 ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
+ABSL_FLAG(uint64_t, max_awaits, 10000,
+          "Await long polls waiting at once per replica; more get "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, await_default_timeout, absl::Seconds(30),
+          "How long an Await without timeout_ms waits.");
+ABSL_FLAG(absl::Duration, await_max_timeout, absl::Minutes(5),
+          "Longest Await wait; longer timeouts are cut to it.");
 ABSL_FLAG(uint64_t, max_subscriptions_per_stream, 1000,
           "Subscriptions per stream.");
 ABSL_FLAG(double, subscribe_rate, 200,
@@ -131,6 +138,9 @@ int Run() {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   entitysync::Limits& limits = options.limits;
   limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  limits.max_awaits = absl::GetFlag(FLAGS_max_awaits);
+  limits.await_default_timeout = absl::GetFlag(FLAGS_await_default_timeout);
+  limits.await_max_timeout = absl::GetFlag(FLAGS_await_max_timeout);
   limits.max_subscriptions_per_stream =
       absl::GetFlag(FLAGS_max_subscriptions_per_stream);
   limits.subscribe_rate_per_second = absl::GetFlag(FLAGS_subscribe_rate);

@@ -14,6 +14,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/admin_service.h"
+#include "server/await_call.h"
 #include "server/entity_key.h"
 #include "server/log.h"
 #include "server/notifier_service.h"
@@ -120,7 +121,14 @@ absl::Status EntitySyncServer::Init() {
   deps.registry = registry_.get();
   deps.passthrough = passthrough_.get();
   deps.counters = &counters_;
-  subscribe_service_ = std::make_unique<SubscribeService>(deps);
+  awaits_ = std::make_unique<AwaitRegistry>(options_.limits.max_awaits);
+  AwaitDeps await_deps;
+  await_deps.limits = &options_.limits;
+  await_deps.table = &table_;
+  await_deps.hub = hub_.get();
+  await_deps.scheduler = scheduler_.get();
+  await_deps.registry = awaits_.get();
+  subscribe_service_ = std::make_unique<SubscribeService>(deps, await_deps);
   cluster_ = std::make_unique<ClusterOnceResolver>(
       &table_, options_.limits.max_row_bytes,
       [this](const std::string& entity, absl::Time started, bool ok) {
@@ -241,6 +249,12 @@ void EntitySyncServer::Drain(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   SetServing(false);
   if (registry_) {
+    // Long polls cannot be told to move: they end now and call again.
+    if (awaits_) {
+      CloseAllAwaits(awaits_.get(),
+                     grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                  "this replica is draining; call again"));
+    }
     const size_t streams = registry_->size();
     registry_->StartDraining(
         std::min(options_.goaway_reconnect_within, grace / 2));
@@ -264,6 +278,11 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
   if (registry_) {
     registry_->CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                      "server is shutting down; reconnect"));
+  }
+  if (awaits_) {
+    CloseAllAwaits(awaits_.get(),
+                   grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "server is shutting down; call again"));
   }
   const absl::Time deadline = absl::Now() + grace;
   // Resolver calls and pass-through calls end by their deadline at the latest.

@@ -18,6 +18,7 @@
 #include "adapters/bus/bus.h"
 #include "entitysync/v1/config.pb.h"
 #include "grpcpp/server.h"
+#include "server/await_registry.h"
 #include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
 #include "server/executor.h"
@@ -96,6 +97,8 @@ class EntitySyncServer {
   const Hub& hub() const { return *hub_; }
   SchedulerStats scheduler_stats() const { return scheduler_->stats(); }
   size_t stream_count() const { return registry_->size(); }
+  // Await calls waiting now.
+  size_t await_count() const { return awaits_->size(); }
   const ServerCounters& counters() const { return counters_; }
   absl::flat_hash_map<std::string, EntityCallStats> call_stats() const {
     return scheduler_->call_stats();
@@ -128,6 +131,7 @@ class EntitySyncServer {
   std::unique_ptr<NoticeDispatcher> dispatcher_;
   std::unique_ptr<PassthroughClient> passthrough_;
   std::unique_ptr<SessionRegistry> registry_;
+  std::unique_ptr<AwaitRegistry> awaits_;
   std::unique_ptr<grpc::Service> subscribe_service_;
   std::unique_ptr<grpc::Service> notifier_service_;
   std::unique_ptr<grpc::Service> admin_service_;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/gateway/await_call.h"
 #include "adapters/gateway/grpc_web_call.h"
 #include "adapters/gateway/grpc_web_codec.h"
 #include "adapters/gateway/upstream.h"
@@ -29,6 +30,12 @@ bool IsWebSocketPath(absl::string_view target) {
 
 HttpSession::HttpSession(tcp::socket&& socket, GatewayState* state)
     : stream_(std::move(socket)), state_(state) {
+  ++state_->http_sessions;
+}
+
+HttpSession::HttpSession(beast::tcp_stream&& stream,
+                         beast::flat_buffer&& buffer, GatewayState* state)
+    : stream_(std::move(stream)), state_(state), buffer_(std::move(buffer)) {
   ++state_->http_sessions;
 }
 
@@ -114,7 +121,8 @@ void HttpSession::Route(HttpRequest request) {
                                                request.version()};
     response.set(http::field::server, "entitysync-gateway");
     SetCorsHeaders(origin, &response.base());
-    response.set(http::field::access_control_allow_methods, "POST, OPTIONS");
+    response.set(http::field::access_control_allow_methods,
+                 "GET, POST, OPTIONS");
     response.set(http::field::access_control_allow_headers,
                  "content-type,x-grpc-web,x-user-agent,authorization,"
                  "grpc-timeout,connect-protocol-version,connect-timeout-ms");
@@ -135,6 +143,20 @@ void HttpSession::Route(HttpRequest request) {
       return;
     }
     Watch(std::move(request));
+    return;
+  }
+  if (target.substr(0, target.find('?')) == kAwaitPath) {
+    if (request.method() != http::verb::get) {
+      Respond(Plain(request, http::status::method_not_allowed,
+                    "the long poll is GET /v1/await\n"));
+      return;
+    }
+    if (!state_->OriginAllowed(origin, host)) {
+      Respond(Plain(request, http::status::forbidden,
+                    "origin not allowed (--allowed_origins)\n"));
+      return;
+    }
+    Await(std::move(request));
     return;
   }
   if (request.method() != http::verb::get) {
@@ -233,6 +255,12 @@ void HttpSession::Watch(HttpRequest request) {
                PercentEncodeGrpcMessage(refused.error_message()));
   SetCorsHeaders(origin, &response.base());
   Respond(std::move(response));
+}
+
+void HttpSession::Await(HttpRequest request) {
+  auto call = std::make_shared<AwaitHttpCall>(
+      std::move(stream_), std::move(buffer_), state_, request);
+  call->Run(request);
 }
 
 http::response<http::string_body> HttpSession::Plain(const HttpRequest& request,

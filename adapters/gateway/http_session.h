@@ -1,6 +1,7 @@
 // HttpSession reads HTTP/1.1 requests on one accepted connection and routes
 // them: a WebSocket upgrade at /ws/entity-sync/ becomes a WsSession, a
-// grpc-web Watch becomes a GrpcWebCall (both take the socket over), CORS
+// grpc-web Watch becomes a GrpcWebCall, a GET /v1/await an AwaitHttpCall
+// (all take the socket over; the long poll hands it back), CORS
 // preflights, /healthz and static files are answered here, keep-alive.
 // Requests over --max_message_bytes, slow senders (30 s per request) and
 // malformed HTTP end the connection with an error status.
@@ -22,6 +23,10 @@ namespace gateway {
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket&& socket, GatewayState* state);
+  // A keep-alive connection handed back (after a long poll) with the bytes
+  // already read from it.
+  HttpSession(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+              GatewayState* state);
   ~HttpSession();
   void Run();
 
@@ -31,6 +36,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Route(HttpRequest request);
   void Upgrade(HttpRequest request);
   void Watch(HttpRequest request);
+  void Await(HttpRequest request);
   // Writes a plain response; closes afterwards unless keep-alive.
   void Respond(http::response<http::string_body> response);
   http::response<http::string_body> Plain(const HttpRequest& request,
