@@ -73,6 +73,7 @@ const which = (name) => {
 const BINARIES = {
   "entitysync-server": path.join(opts.bin, "server/entitysync-server"),
   "entitysync-gateway": path.join(opts.bin, "adapters/gateway/entitysync-gateway"),
+  "entitysync-webhook": path.join(opts.bin, "adapters/webhook/entitysync-webhook"),
   items: path.join(opts.bin, "examples/items/items"),
   entitysync: path.join(opts.bin, "client/entitysync"),
   "grpc-health-check": path.join(opts.bin, "deploy/grpc-health-check"),
@@ -501,6 +502,7 @@ function checkRuntimeLibraries(dockerfile) {
   const local = {
     "entitysync-server": BINARIES["entitysync-server"],
     "entitysync-gateway": BINARIES["entitysync-gateway"],
+    "entitysync-webhook": BINARIES["entitysync-webhook"],
     items: BINARIES.items,
     entitysync: BINARIES.entitysync,
     "grpc-health-check": BINARIES["grpc-health-check"],
