@@ -116,6 +116,12 @@ def _series_fanout(s):
         pts = [(st["offered_deliveries_per_second"], st["latency_ms"]["p99"])
                for st in e["steps"] if st["latency_ms"]["p99"]]
         series.append((f"{e['subscribers']:,} subscribers", pts))
+    # The raw gRPC fan-out calibration at the same subscriber counts.
+    for e in s["summary"]["by_subscribers"]:
+        pts = [tuple(p) for p in e.get("grpc_fanout_points") or []]
+        if pts and e.get("grpc_fanout_streams") == e["subscribers"]:
+            series.append((f"raw gRPC fan-out, {e['subscribers']:,} streams",
+                           pts))
     return series
 
 
@@ -160,7 +166,8 @@ def _series_coalescing(s):
 PLOTS = [
     # name, scenario, series fn, title, xlabel, ylabel, log x, log y, extra
     ("fanout", "fanout", _series_fanout,
-     "Single-key fan-out over 2 replicas: p99 vs offered load",
+     "Single-key fan-out over 2 replicas (dashed: raw gRPC fan-out): p99 "
+     "vs offered load",
      "offered deliveries per second", "p99 latency (ms)", True, True,
      ["50 with lines dashtype 2 title 'p99 limit 50 ms'"]),
     ("manykeys", "manykeys", _series_manykeys,
@@ -250,8 +257,10 @@ def _plot_lines(work, name, series, target, term, title, xlabel, ylabel,
         with open(dat, "w") as f:
             for x, y in sorted(pts):
                 f.write(f"{x} {y}\n")
-        plots.append(f"{_quote(dat)} using 1:2 with linespoints lw 2 pt 7 "
-                     f"title {_quote(label)}")
+        # Calibration series (raw gRPC) dashed, the service's solid.
+        dashed = " dashtype 2" if label.startswith("raw ") else ""
+        plots.append(f"{_quote(dat)} using 1:2 with linespoints lw 2 pt 7"
+                     f"{dashed} title {_quote(label)}")
     plots += extra
     script = "\n".join([
         f"set terminal {term}",

@@ -12,6 +12,7 @@ Targets missed are reported in rows (met = False), never raised.
 
 import math
 
+import cluster
 import processes
 from processes import BenchError, ReplicaConfigRejected, log
 
@@ -23,6 +24,10 @@ MIB = 1024 * 1024
 FULL = {
     "grpc_limit": [(100, 100), (1000, 1000), (10000, 10000)],
     "grpc_limit_seconds": (1.0, 4.0),
+    # Raw gRPC fan-out (calibration): warm-up and window of each rate step,
+    # and the steps of its rising-rate search (None: search_max_steps).
+    "grpc_fanout_seconds": (1.0, 4.0),
+    "grpc_fanout_max_steps": None,
     "nats_rtt_count": 5000,
     "idle_one_per_connection": [1000, 5000, 10000, 19000],
     "idle_shared": [1000, 5000, 10000, 20000],
@@ -81,6 +86,8 @@ FULL = {
 SMOKE = dict(FULL, **{
     "grpc_limit": [(10, 10)],
     "grpc_limit_seconds": (0.2, 0.8),
+    "grpc_fanout_seconds": (0.2, 0.6),
+    "grpc_fanout_max_steps": 1,
     "nats_rtt_count": 200,
     "idle_one_per_connection": [20],
     "idle_shared": [40],
@@ -129,6 +136,9 @@ SMOKE = dict(FULL, **{
     "mode_rate": 20,
     "mode_duration": 1.0,
 })
+
+# The fan-out scenario's replicas; the raw gRPC fan-out runs as many servers.
+FANOUT_REPLICAS = 2
 
 # Issue 6's targets.
 FANOUT_P99_MS = 50.0
@@ -342,6 +352,15 @@ def grpc_limit_for(ctx, streams):
                                       - math.log(max(streams, 1))))
 
 
+def grpc_fanout_for(ctx, streams):
+    """The raw gRPC fan-out calibration for this many streams (nearest)."""
+    cal = ctx.calibration.get("grpc_fanout_limit") or []
+    if not cal:
+        return None
+    return min(cal, key=lambda c: abs(math.log(max(c["streams"], 1))
+                                      - math.log(max(streams, 1))))
+
+
 # Calibration.
 
 def calibration_used(ctx):
@@ -352,7 +371,118 @@ def calibration_used(ctx):
         "grpc_messages_per_second_by_streams": {
             str(c.get("streams")): c.get("messages_per_second")
             for c in cal.get("grpc_stream_limit") or []},
+        "grpc_fanout_messages_per_second_by_streams": {
+            str(c.get("streams")): c.get("messages_per_second")
+            for c in cal.get("grpc_fanout_limit") or []},
         "nats_rtt_us": {q: rtt.get(q) for q in ("p50", "p99")},
+    }
+
+
+def grpc_fanout_step(bench, size, streams, connections, rate,
+                     servers=FANOUT_REPLICAS):
+    """One rate of the raw gRPC fan-out: `servers` fresh `grpc_stream_limit
+    --pattern=fanout` servers each making `rate` changes/s, each change one
+    message to every stream it serves, and a fresh client whose connections
+    alternate between them (as the fan-out scenario's between replicas);
+    judged like a fan-out step."""
+    warmup, duration = size["grpc_fanout_seconds"]
+    ready_timeout = 30 + connections / 100
+    started, client = [], None
+    try:
+        for i in range(servers):
+            started.append(bench.children.start(f"grpc_fanout-server{i}", [
+                bench.stream_limit_bin, "--role=server", "--pattern=fanout",
+                f"--rate={rate:g}", "--address=127.0.0.1:0"],
+                capture_stdout=True))
+        targets = ",".join(
+            "127.0.0.1:" + srv.wait_for_line("port=", 20).split("=", 1)[1]
+            for srv in started)
+        client = bench.children.start("grpc_fanout-client", [
+            bench.stream_limit_bin, "--role=client", "--pattern=fanout",
+            f"--rate={rate:g}", f"--target={targets}",
+            f"--connections={connections}", f"--streams={streams}",
+            f"--warmup={cluster.duration_flag(warmup)}",
+            f"--duration={cluster.duration_flag(duration)}",
+            f"--drain={cluster.duration_flag(bench.drain)}",
+            f"--ready_timeout={cluster.duration_flag(ready_timeout)}"],
+            capture_stdout=True)
+        # The servers' CPU over the client's window only (not the connects).
+        client.wait_for_line("window_start", ready_timeout + warmup + 30)
+        cpu0 = sum(processes.cpu_seconds(srv.pid) for srv in started)
+        client.wait_for_line("window_end", duration + 30)
+        cpu = sum(processes.cpu_seconds(srv.pid) for srv in started) - cpu0
+        result = bench.finish_loadgen(client, bench.drain + 30)
+    finally:
+        if client is not None:
+            bench.children.stop(client, grace=5)
+        bench.children.stop_many(started, grace=5)
+    lat = latency_ms(result)
+    offered = rate * streams
+    measured = result.get("duration_seconds") or 0
+    deliveries = result.get("deliveries", 0)
+    superseded = result.get("superseded", 0)
+    reflected = (deliveries + superseded) / measured if measured else 0.0
+    f = {
+        "rate": rate,
+        "streams": streams,
+        "connections": connections,
+        "servers": servers,
+        "offered_messages_per_second": offered,
+        "messages_per_second": result.get("messages_per_second", 0.0),
+        "changes_reflected_per_second": reflected,
+        "deliveries": deliveries,
+        "superseded": superseded,
+        "latency_ms": lat,
+        "server_cpu_us_per_message":
+            cpu * 1e6 / deliveries if deliveries else None,
+        "server_cpu_cores": cpu / measured if measured else None,
+        "client_cpu_cores": (result.get("client_cpu_seconds", 0) / measured
+                             if measured else None),
+        "failed_streams": result.get("failed_streams", 0),
+    }
+    why = []
+    if lat["count"] == 0:
+        why.append("no latency samples")
+    elif lat["p99"] > FANOUT_P99_MS:
+        why.append(f"p99 {lat['p99']:.1f} ms > {FANOUT_P99_MS:g} ms")
+    if reflected < DELIVERED_SHARE * offered:
+        why.append(f"delivered {reflected:.0f}/s of {offered:.0f}/s offered "
+                   "(superseded versions included)")
+    if f["failed_streams"] or result.get("malformed"):
+        why.append(f"{f['failed_streams']} streams failed, "
+                   f"{result.get('malformed', 0)} malformed messages")
+    f["ok"] = not why
+    f["why_not"] = why
+    f["raw"] = result
+    log(f"  raw fan-out, {streams} streams at {rate:g}/s: "
+        f"{fmt_rate(f['messages_per_second'])} msg/s "
+        f"(+{fmt_rate(max(reflected - f['messages_per_second'], 0))} "
+        f"superseded) of {fmt_rate(offered)} offered, p50 "
+        f"{fmt_ms(lat['p50'])}, p99 {fmt_ms(lat['p99'])}, max "
+        f"{fmt_ms(lat['max'])}" + ("" if not why else " -- " + "; ".join(why)))
+    return f
+
+
+def grpc_fanout_limit(ctx, streams):
+    """The raw gRPC fan-out limit for `streams` subscribers, one connection
+    each: the fan-out scenario's rising-rate search and p99 criterion."""
+    size = ctx.size
+    search = dict(size)
+    if size.get("grpc_fanout_max_steps"):
+        search["search_max_steps"] = size["grpc_fanout_max_steps"]
+    steps, best = rising_rate(
+        lambda rate: grpc_fanout_step(ctx.bench, size, streams, streams, rate),
+        size["fanout_start_deliveries"] / streams, search)
+    return {
+        "streams": streams,
+        "connections": streams,
+        "servers": FANOUT_REPLICAS,
+        "best_rate": best["rate"] if best else None,
+        "messages_per_second": best["messages_per_second"] if best else None,
+        "p99_ms": best["latency_ms"]["p99"] if best else None,
+        "server_cpu_us_per_message":
+            best["server_cpu_us_per_message"] if best else None,
+        "steps": steps,
     }
 
 
@@ -387,11 +517,18 @@ def calibration(ctx):
         limits.append(result)
         log(f"  raw gRPC, {streams} streams: "
             f"{fmt_rate(result.get('messages_per_second'))} msg/s")
+    # Kept as soon as measured: the scenarios' ratios survive a later
+    # calibration failure.
+    ctx.calibration = {"grpc_stream_limit": limits}
+    fanouts = []
+    ctx.calibration["grpc_fanout_limit"] = fanouts
+    for streams in size["fanout_subscribers"]:
+        fanouts.append(grpc_fanout_limit(ctx, streams))
     rtt = bench.finish_loadgen(bench.children.start("nats_rtt", [
         bench.nats_rtt_bin, f"--nats_url={bench.nats_url}",
         f"--count={size['nats_rtt_count']}", "--payload_bytes=150"],
         capture_stdout=True), 120)
-    ctx.calibration = {"grpc_stream_limit": limits, "nats_rtt": rtt}
+    ctx.calibration["nats_rtt"] = rtt
     rows = [row(f"raw gRPC server streaming, {c['streams']:,} streams on "
                 f"{c['connections']:,} connections: messages/s; server CPU "
                 "per message",
@@ -399,6 +536,17 @@ def calibration(ctx):
                 + (f"{c['server_cpu_us_per_message']:.2f} us"
                    if c.get("server_cpu_us_per_message") else "-"))
             for c in limits]
+    for c in fanouts:
+        cpu = c["server_cpu_us_per_message"]
+        rows.append(row(
+            f"raw gRPC fan-out, {c['streams']:,} streams on "
+            f"{c['connections']:,} connections to {c['servers']} servers, one "
+            "message per stream per change: messages/s with p99 <= "
+            f"{FANOUT_P99_MS:g} ms (change rate); server CPU per message",
+            (f"{fmt_rate(c['messages_per_second'])} msg/s "
+             f"({c['best_rate']:g}/s, p99 {fmt_ms(c['p99_ms'])}); "
+             + (f"{cpu:.2f} us" if cpu is not None else "-")
+             if c["best_rate"] is not None else "no rate met it")))
     r = rtt.get("rtt_us", {})
     rows.append(row("NATS publish-subscribe round trip p50 / p99 / max",
                     " / ".join(fmt_ms(r.get(q, 0) / 1000)
@@ -546,7 +694,7 @@ def fanout(ctx):
             run = bench.load_run([
                 f"--connections={subs}", "--keys_per_stream=1",
                 "--key_space=1", "--notify_key=0",
-            ] + loadgen_rate_args(rate, 1), replicas=2,
+            ] + loadgen_rate_args(rate, 1), replicas=FANOUT_REPLICAS,
                 warmup=size["step_warmup"], duration=size["step_duration"])
             return step_figures(run, rate, 1, subs, FANOUT_P99_MS)
 
@@ -562,6 +710,10 @@ def fanout(ctx):
         best_dps = best["deliveries_per_second"] if best else None
         ratio = (best_dps / cal["messages_per_second"]
                  if best and cal and cal.get("messages_per_second") else None)
+        raw = grpc_fanout_for(ctx, subs)
+        raw_mps = raw["messages_per_second"] if raw else None
+        raw_cpu = raw["server_cpu_us_per_message"] if raw else None
+        raw_ratio = best_dps / raw_mps if best and raw_mps else None
         entry = {
             "subscribers": subs,
             "best_rate": best["rate"] if best else None,
@@ -574,6 +726,18 @@ def fanout(ctx):
             "ratio_to_grpc_limit": ratio,
             "grpc_server_cpu_us_per_message":
                 cal.get("server_cpu_us_per_message") if cal else None,
+            "grpc_fanout_limit_messages_per_second": raw_mps,
+            "grpc_fanout_streams": raw["streams"] if raw else None,
+            "grpc_fanout_best_rate": raw["best_rate"] if raw else None,
+            "grpc_fanout_p99_ms": raw["p99_ms"] if raw else None,
+            "grpc_fanout_server_cpu_us_per_message": raw_cpu,
+            "ratio_to_grpc_fanout_limit": raw_ratio,
+            # (offered messages/s, p99 ms) of the raw fan-out's steps, for
+            # the plot.
+            "grpc_fanout_points": [
+                [st["offered_messages_per_second"], st["latency_ms"]["p99"]]
+                for st in (raw["steps"] if raw else [])
+                if st["latency_ms"]["p99"]],
             "steps": steps,
         }
         out["by_subscribers"].append(entry)
@@ -586,13 +750,16 @@ def fanout(ctx):
              f"{fmt_ms(best['latency_ms']['p99'])}); "
              + (f"{cpu:.2f} us" if cpu is not None else "-")
              if best else "no rate met it"),
-            ratio=(f"{fmt_ratio(ratio)} of raw gRPC "
-                   f"({fmt_rate(cal['messages_per_second'])}/s)"
-                   if ratio is not None else "")
-            + (f"; CPU per delivery {cpu / cal['server_cpu_us_per_message']:.1f}x"
-               " raw gRPC's per message"
-               if best and cpu and cal and cal.get("server_cpu_us_per_message")
-               else ""),
+            ratio=((f"{fmt_ratio(ratio)} of raw gRPC "
+                    f"({fmt_rate(cal['messages_per_second'])}/s)"
+                    if ratio is not None else "")
+                   + (f"; CPU per delivery "
+                      f"{cpu / cal['server_cpu_us_per_message']:.1f}x"
+                      " raw gRPC's per message"
+                      if best and cpu and cal
+                      and cal.get("server_cpu_us_per_message") else "")
+                   + _raw_fanout_ratio_text(raw_ratio, raw_mps, cpu, raw_cpu)
+                   ).lstrip("; "),
             target=f">= {FANOUT_VS_GRPC:.0%} of raw gRPC",
             met=(ratio >= FANOUT_VS_GRPC) if ratio is not None else False))
         if target:
@@ -616,7 +783,27 @@ def fanout(ctx):
         "doubles until a step fails, then the gap is narrowed by its "
         "geometric middle up to twice. Deliveries/s are messages received; "
         "CPU per delivery is both "
-        "replicas' CPU time over the measured window divided by them."]}
+        "replicas' CPU time over the measured window divided by them.",
+        "Two ratios: to the raw gRPC streaming limit (back-to-back writes, "
+        "many messages per sendmsg; the issue's target) and to the raw gRPC "
+        "fan-out limit (calibration): trivial servers, as many as replicas "
+        "here, each making changes at the same rate, each change one "
+        "pre-serialized message to every stream it serves, at most one "
+        "write in flight per stream and the newest pending (conflation), "
+        "the same subscriber count on one connection each, judged by the same "
+        "search, p99 limit and 90% rule. That is this pattern with no "
+        "entitysync logic: one sendmsg and one completion per delivery."]}
+
+
+def _raw_fanout_ratio_text(ratio, raw_mps, cpu, raw_cpu):
+    """The fan-out row's ratio to the raw gRPC fan-out, after the streaming
+    ratio."""
+    if ratio is None:
+        return ""
+    text = f"; {fmt_ratio(ratio)} of raw gRPC fan-out ({fmt_rate(raw_mps)}/s)"
+    if cpu and raw_cpu:
+        text += f", CPU per delivery {cpu / raw_cpu:.1f}x raw fan-out's"
+    return text
 
 
 # 3. Many keys.

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Checks the results of `bench/run --smoke` (see bench_smoke_test.sh).
 
-Usage: check_smoke_results.py OUT_DIR. Every scenario must have run without
-error and produced its figures: deliveries and latency samples where clients
+Usage: check_smoke_results.py OUT_DIR. The calibration must have measured the
+raw gRPC streaming limit, the raw gRPC fan-out (steps with messages,
+latency samples and server CPU) and the NATS round trip; every scenario must
+have run without error and produced its figures: deliveries and latency samples where clients
 receive updates, memory and fds for the idle footprint, resolver calls for
 the coalescing and resolve-mode scenarios, rows for the table, and the PNG
 plots when gnuplot is installed. Whether targets were met is not checked.
@@ -62,6 +64,27 @@ def main(out_dir):
     check(limits and all(number(c.get("messages_per_second"))
                          and c["messages_per_second"] > 0 for c in limits),
           f"raw gRPC streaming limit missing: {limits}")
+    cal_rows = cal.get("rows") or []
+    check(any(r.get("measure", "").startswith("raw gRPC fan-out")
+              for r in cal_rows), "calibration: no raw gRPC fan-out row")
+    for r in cal_rows:
+        check("{" not in r.get("measure", "") + r.get("figure", ""),
+              f"calibration row not formatted: {r}")
+    fanouts = (cal.get("summary") or {}).get("grpc_fanout_limit") or []
+    check(fanouts, "raw gRPC fan-out calibration missing")
+    for c in fanouts:
+        where = f"raw gRPC fan-out, {c.get('streams')} streams"
+        check(c.get("steps"), f"{where}: no steps")
+        for key in ("messages_per_second", "server_cpu_us_per_message",
+                    "best_rate", "p99_ms"):
+            check(key in c, f"{where}: {key} missing")
+        for st in c.get("steps") or []:
+            check_step(f"{where} at {st.get('rate')}/s", st)
+            check(number(st.get("messages_per_second"))
+                  and st["messages_per_second"] > 0,
+                  f"{where} at {st.get('rate')}/s: no messages/s")
+            check(number(st.get("server_cpu_us_per_message")),
+                  f"{where} at {st.get('rate')}/s: server CPU missing")
     rtt = ((cal.get("summary") or {}).get("nats_rtt") or {}).get("rtt_us") or {}
     check(number(rtt.get("count")) and rtt["count"] > 0
           and number(rtt.get("p50")) and rtt["p50"] > 0,
@@ -99,8 +122,20 @@ def main(out_dir):
               f"idle {run.get('label')}: {run.get('fds_hold')} fds for "
               f"{run.get('connections')} connections")
 
+    fanout_rows = sc["fanout"].get("rows") or []
     for e in sc["fanout"]["summary"].get("by_subscribers") or []:
         check(e.get("steps"), f"fanout {e.get('subscribers')}: no steps")
+        for key in ("ratio_to_grpc_limit", "ratio_to_grpc_fanout_limit",
+                    "grpc_fanout_limit_messages_per_second",
+                    "grpc_fanout_server_cpu_us_per_message"):
+            check(key in e, f"fanout {e.get('subscribers')}: {key} missing")
+        if number(e.get("best_deliveries_per_second")) \
+                and number(e.get("grpc_fanout_limit_messages_per_second")):
+            check(number(e.get("ratio_to_grpc_fanout_limit")),
+                  f"fanout {e['subscribers']}: no ratio to raw gRPC fan-out")
+            check(any("raw gRPC fan-out" in (r.get("ratio") or "")
+                      for r in fanout_rows),
+                  "fanout: no row states the ratio to raw gRPC fan-out")
         for st in e.get("steps") or []:
             check_step(f"fanout {e['subscribers']} at {st.get('rate')}/s", st)
             check(number(st.get("server_cpu_us_per_delivery")),
