@@ -82,6 +82,7 @@ class Bench:
         self.loadgen_bin = self._binary("bench/loadgen")
         self.server_bin = self._binary("server/entitysync-server")
         self.stream_limit_bin = self._binary("bench/grpc_stream_limit")
+        self.idle_streams_bin = self._binary("bench/grpc_idle_streams")
         self.nats_rtt_bin = self._binary("bench/nats_rtt")
 
     def _binary(self, rel):
@@ -370,6 +371,35 @@ class Bench:
             figures.append(f)
         return {"result": result, "resolver": resolver_result.get("resolver"),
                 "replicas": figures}
+
+
+    def raw_idle_run(self, streams, connections, *, hold, settle=1.0):
+        """Raw gRPC's own footprint for the same streams and connections:
+        bench/grpc_idle_streams' server RSS with nothing connected, then
+        with the streams open and answered, sampled like idle_run's."""
+        server = self.children.start("grpc_idle_streams-server", [
+            self.idle_streams_bin, "--role=server", "--address=127.0.0.1:0"],
+            capture_stdout=True)
+        client = None
+        try:
+            port = int(server.wait_for_line("port=", 20).split("=", 1)[1])
+            time.sleep(settle)
+            base = processes.rss_bytes(server.pid)
+            client = self.children.start("grpc_idle_streams-client", [
+                self.idle_streams_bin, "--role=client",
+                f"--target=127.0.0.1:{port}", f"--connections={connections}",
+                f"--streams={streams}",
+                f"--hold={duration_flag(hold + 60)}"], capture_stdout=True)
+            client.wait_for_line("READY", 60 + connections / 150)
+            time.sleep(hold * 0.9)
+            held = processes.rss_bytes(server.pid)
+        finally:
+            if client is not None:
+                self.children.stop(client, grace=5)
+            self.children.stop(server, grace=5)
+        return {"streams": streams, "connections": connections,
+                "rss_base": base, "rss_hold": held,
+                "rss_per_stream": (held - base) / streams}
 
 
 def _logged_stopped(path):

@@ -114,6 +114,8 @@ def main(out_dir):
                   f"idle {kind}: fds missing")
             check(number(p.get("idle_cpu_percent")),
                   f"idle {kind}: idle CPU missing")
+            check(number(p.get("grpc_rss_per_stream")),
+                  f"idle {kind}: raw gRPC RSS per stream missing")
     check(number(idle.get("extra_subscription_bytes")),
           "idle: bytes per extra subscription missing")
     for run in sc["idle"].get("runs") or []:
