@@ -164,6 +164,7 @@ AwaitHttpCall::AwaitHttpCall(beast::tcp_stream&& stream,
                              beast::flat_buffer&& buffer, GatewayState* state,
                              const HttpRequest& request)
     : stream_(std::move(stream)),
+      executor_(stream_.get_executor()),
       buffer_(std::move(buffer)),
       state_(state),
       origin_(View(request[http::field::origin])),
@@ -214,7 +215,7 @@ void AwaitHttpCall::CallUpstream(std::string authorization) {
       [self = shared_from_this()](grpc::Status status) mutable {
         GatewayState* state = self->state_;
         const size_t slot = self->slot_;
-        net::post(self->stream_.get_executor(),
+        net::post(self->executor_,
                   [self, status] { self->OnUpstreamDone(status); });
         // The pool counts the call until nothing of it is held here: the
         // gateway frees its io_context and the pool once the count is 0.
@@ -333,7 +334,7 @@ void AwaitHttpCall::Close() {
 }
 
 void AwaitHttpCall::Shutdown() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] {
+  net::post(executor_, [self = shared_from_this()] {
     if (self->closed_ || self->answered_) return;
     if (self->upstream_started_) self->context_.TryCancel();
     auto response = self->JsonResponse(

@@ -68,6 +68,10 @@ class AwaitHttpCall : public GatewayConnection,
                                                  std::string body) const;
 
   beast::tcp_stream stream_;
+  // The connection's strand, kept apart from stream_: a keep-alive
+  // connection's stream moves to a new HttpSession after the answer, while
+  // Shutdown (another thread) and the upstream completion still post here.
+  const beast::tcp_stream::executor_type executor_;
   beast::flat_buffer buffer_;
   GatewayState* const state_;
   const std::string origin_;

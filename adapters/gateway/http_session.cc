@@ -133,8 +133,10 @@ void HttpSession::Route(HttpRequest request) {
   }
   if (target == kWatchPath) {
     if (request.method() != http::verb::post) {
-      Respond(Plain(request, http::status::method_not_allowed,
-                    "grpc-web calls are POST\n"));
+      auto response = Plain(request, http::status::method_not_allowed,
+                            "grpc-web calls are POST\n");
+      response.set(http::field::allow, "POST, OPTIONS");
+      Respond(std::move(response));
       return;
     }
     if (!state_->OriginAllowed(origin, host)) {
@@ -147,8 +149,10 @@ void HttpSession::Route(HttpRequest request) {
   }
   if (target.substr(0, target.find('?')) == kAwaitPath) {
     if (request.method() != http::verb::get) {
-      Respond(Plain(request, http::status::method_not_allowed,
-                    "the long poll is GET /v1/await\n"));
+      auto response = Plain(request, http::status::method_not_allowed,
+                            "the long poll is GET /v1/await\n");
+      response.set(http::field::allow, "GET");
+      Respond(std::move(response));
       return;
     }
     if (!state_->OriginAllowed(origin, host)) {
@@ -160,8 +164,10 @@ void HttpSession::Route(HttpRequest request) {
     return;
   }
   if (request.method() != http::verb::get) {
-    Respond(Plain(request, http::status::method_not_allowed,
-                  "method not allowed\n"));
+    auto response = Plain(request, http::status::method_not_allowed,
+                          "method not allowed\n");
+    response.set(http::field::allow, "GET");
+    Respond(std::move(response));
     return;
   }
   if (target == "/healthz") {

@@ -225,6 +225,17 @@ absl::StatusOr<EndpointSpec> ToSpec(const Endpoint& endpoint,
         FromEnv(endpoint.credentials_from_env(),
                 absl::StrCat(where, ": credentials_from_env"));
     if (!credentials.ok()) return credentials.status();
+    // They travel as the stream's `authorization` metadata, which gRPC
+    // takes only as printable ASCII (it would abort the process on anything
+    // else). The error names the variable, never the value.
+    for (const char c : *credentials) {
+      if (c < 0x20 || c > 0x7e) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": credentials_from_env: $", endpoint.credentials_from_env(),
+            " holds a byte outside printable ASCII (a trailing CR from a "
+            "CRLF file?); stream credentials must be printable ASCII"));
+      }
+    }
     spec.credentials = *std::move(credentials);
   }
   if (endpoint.max_in_flight() > kMaxInFlightLimit) {

@@ -122,6 +122,7 @@ describe('long poll GET /v1/await', { skip: skipWithoutGateway, timeout: 90000 }
   test('other methods get 405', async () => {
     const res = await fetch(url('entity=items&id=100'), { method: 'POST', body: '', signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'GET');
   });
 
   test('CORS: allowed origins get the headers, others 403', async () => {

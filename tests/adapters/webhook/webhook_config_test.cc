@@ -101,6 +101,9 @@ TEST(WebhookConfigTest, ErrorsNameTheFieldButNeverTheValue) {
                 " credentials_from_env: \"WEBHOOK_CONFIG_TEST_NONE\" }",
             "credentials_from_env: environment variable "
             "WEBHOOK_CONFIG_TEST_NONE is not set"},
+           {"endpoints { name: \"a\" url: \"http://x\" " + keys +
+                " credentials_from_env: \"WEBHOOK_CONFIG_TEST_BAD\" }",
+            "WEBHOOK_CONFIG_TEST_BAD holds a byte outside printable ASCII"},
        }) {
     absl::StatusOr<std::vector<EndpointSpec>> specs =
         ParseWebhookConfig(c.text, "t");
