@@ -53,6 +53,13 @@ std::optional<OutboundMessage> OutboundQueue::Pop() {
   bytes_ -= it->size;
   OutboundMessage msg = std::move(*it);
   items_.erase(it);
+  // A burst (say, the snapshots of many subscribes at once) grows the
+  // indexes, and a hash map never shrinks: give the memory back once the
+  // queue is empty, so that an idle session costs what its subscriptions do.
+  if (items_.empty() && updates_.capacity() + stales_.capacity() > 32) {
+    Index().swap(updates_);
+    Index().swap(stales_);
+  }
   return msg;
 }
 
