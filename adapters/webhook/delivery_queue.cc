@@ -74,7 +74,10 @@ std::optional<Delivery> DeliveryQueue::TakeReady(absl::Time now) {
     --pending_keys_;
     // Offer already refuses outdated versions; this keeps the guard at the
     // one place a request is made, whatever the order of events.
-    if (!IsNewer(state, delivery.update.version())) continue;
+    if (!IsNewer(state, delivery.update.version())) {
+      RememberIdleLocked(key, state);
+      continue;
+    }
     delivery.attempt = ++state.attempts;
     if (delivery.attempt == 1) state.first_attempt = now;
     state.in_flight = true;
@@ -86,7 +89,28 @@ std::optional<Delivery> DeliveryQueue::TakeReady(absl::Time now) {
 }
 
 void DeliveryQueue::ReleaseLocked(const std::string& key, KeyState& state) {
-  if (state.pending) ready_.push_back(key);
+  if (state.pending) {
+    ready_.push_back(key);
+  } else {
+    RememberIdleLocked(key, state);
+  }
+}
+
+void DeliveryQueue::RememberIdleLocked(const std::string& key,
+                                       KeyState& state) {
+  idle_.emplace_back(key, ++state.idle_seq);
+  while (idle_.size() > options_.max_remembered_keys) {
+    auto [oldest, seq] = std::move(idle_.front());
+    idle_.pop_front();
+    auto it = keys_.find(oldest);
+    if (it == keys_.end()) continue;
+    const KeyState& candidate = it->second;
+    if (candidate.idle_seq != seq || candidate.pending || candidate.in_flight ||
+        candidate.backing_off) {
+      continue;  // busy again, or idle again with a later entry
+    }
+    keys_.erase(it);
+  }
 }
 
 absl::Duration DeliveryQueue::BackoffLocked(int attempts) {
@@ -168,6 +192,11 @@ size_t DeliveryQueue::in_flight() const {
 size_t DeliveryQueue::pending_keys() const {
   absl::MutexLock lock(&mu_);
   return pending_keys_;
+}
+
+size_t DeliveryQueue::tracked_keys() const {
+  absl::MutexLock lock(&mu_);
+  return keys_.size();
 }
 
 }  // namespace webhook

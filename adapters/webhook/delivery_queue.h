@@ -12,8 +12,16 @@
 //    retried with the newest pending update of its key (so a newer version
 //    replaces an older one during the wait); after max_attempts attempts or
 //    max_age since the first one it is given up.
+//  - Bounded memory: a key's state is kept while something is pending, in
+//    flight or backing off. Idle keys (only their delivered version left)
+//    are remembered up to max_remembered_keys, the oldest idle ones
+//    forgotten first. For a forgotten key the guard above no longer holds
+//    by itself: the relay then relies on the server's per-subscription
+//    ordering (a Subscribe stream never sends a key's versions backwards).
 //
-// The caller passes the current time, so the queue is deterministic in tests.
+// The caller passes the current time, from a monotonic clock (wall clock
+// jumps must not stretch or skip backoffs and max_age), so the queue is
+// deterministic in tests.
 // Thread-safe: the subscriber's thread offers, the I/O thread takes and
 // completes.
 #ifndef ENTITYSYNC_ADAPTERS_WEBHOOK_DELIVERY_QUEUE_H_
@@ -25,6 +33,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -41,6 +50,8 @@ namespace webhook {
 struct DeliveryQueueOptions {
   size_t max_pending_keys = kDefaultMaxPendingKeys;
   size_t max_in_flight = kDefaultMaxInFlight;
+  // Idle keys whose delivered version is remembered (see above).
+  size_t max_remembered_keys = 100000;
   RetryOptions retry;
 };
 
@@ -90,6 +101,8 @@ class DeliveryQueue {
 
   size_t in_flight() const;
   size_t pending_keys() const;
+  // Keys with state kept: busy ones plus remembered idle ones.
+  size_t tracked_keys() const;
 
  private:
   struct KeyState {
@@ -104,6 +117,8 @@ class DeliveryQueue {
     // The key's current delivery: attempts made, when the first was made.
     int attempts = 0;
     absl::Time first_attempt;
+    // Bumped each time the key turns idle; matches its entry in idle_.
+    uint64_t idle_seq = 0;
   };
 
   static std::string MapKey(const v1::EntityKey& key);
@@ -116,6 +131,10 @@ class DeliveryQueue {
   // what is not needed.
   void ReleaseLocked(const std::string& key, KeyState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remembers an idle key (nothing pending, in flight or backing off) and
+  // forgets the oldest idle ones past max_remembered_keys.
+  void RememberIdleLocked(const std::string& key, KeyState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration BackoffLocked(int attempts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Const after construction.
@@ -127,6 +146,9 @@ class DeliveryQueue {
   // be outdated (checked when taken).
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  // Keys that turned idle, oldest first, with their idle_seq then. Entries
+  // of keys busy again or idle again since are skipped when popped.
+  std::deque<std::pair<std::string, uint64_t>> idle_ ABSL_GUARDED_BY(mu_);
   size_t pending_keys_ ABSL_GUARDED_BY(mu_) = 0;
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,7 @@
 #include "adapters/webhook/endpoint_relay.h"
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <utility>
 
@@ -18,6 +19,13 @@ DeliveryQueueOptions QueueOptions(const EndpointSpec& spec) {
   options.max_in_flight = spec.max_in_flight;
   options.retry = spec.retry;
   return options;
+}
+
+// A monotonic "now" for the queue's retry and max_age times: steady_clock
+// carried in an absl::Time (only differences between such times matter).
+absl::Time MonotonicNow() {
+  return absl::UnixEpoch() +
+         absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
 }
 
 std::string Describe(const v1::Update& update) {
@@ -159,7 +167,7 @@ void EndpointRelay::SchedulePump() {
 void EndpointRelay::Pump() {
   pump_scheduled_ = false;
   if (stopping_) return;
-  while (std::optional<Delivery> delivery = queue_.TakeReady(absl::Now())) {
+  while (std::optional<Delivery> delivery = queue_.TakeReady(MonotonicNow())) {
     Envelope envelope = BuildEnvelope(delivery->update, delivery->attempt);
     envelope.headers.insert(envelope.headers.end(), spec_.headers.begin(),
                             spec_.headers.end());
@@ -177,7 +185,7 @@ void EndpointRelay::OnPosted(const Delivery& delivery,
                                     ? ResponseClass::kRetry
                                     : spec_.Classify(result.status);
   const DeliveryQueue::Completion completion =
-      queue_.Complete(delivery, outcome, result.retry_after, absl::Now());
+      queue_.Complete(delivery, outcome, result.retry_after, MonotonicNow());
   const std::string answer =
       result.status == 0 ? result.error : absl::StrCat("HTTP ", result.status);
   switch (completion.kind) {
@@ -224,7 +232,7 @@ void EndpointRelay::ArmTimer() {
   if (stopping_ || next == absl::InfiniteFuture() || next >= timer_at_) return;
   timer_at_ = next;
   timer_.expires_after(absl::ToChronoNanoseconds(
-      std::max(next - absl::Now(), absl::ZeroDuration())));
+      std::max(next - MonotonicNow(), absl::ZeroDuration())));
   timer_.async_wait([this](boost::system::error_code error) {
     if (error) return;
     timer_at_ = absl::InfiniteFuture();

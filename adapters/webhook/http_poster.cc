@@ -120,7 +120,11 @@ void HttpPoster::Read(std::shared_ptr<Exchange> exchange) {
       [this, self = shared_from_this(), exchange](beast::error_code error,
                                                   size_t) {
         if (exchange->done) return;
-        if (error) return Fail(exchange, "read", error);
+        // A body past the limit still answers the request: the status line
+        // decides (a 2xx is a delivery); the connection, mid-body, closes.
+        const bool body_too_large = error == http::error::body_limit &&
+                                    exchange->parser->is_header_done();
+        if (error && !body_too_large) return Fail(exchange, "read", error);
         const http::response<http::string_body>& response =
             exchange->parser->get();
         PostResult result;
@@ -129,7 +133,8 @@ void HttpPoster::Read(std::shared_ptr<Exchange> exchange) {
         if (retry_after != response.end()) {
           result.retry_after = ParseRetryAfter(retry_after->value());
         }
-        if (response.keep_alive() && !closed_ && idle_.size() < max_idle_) {
+        if (!body_too_large && response.keep_alive() && !closed_ &&
+            idle_.size() < max_idle_) {
           exchange->stream->expires_never();
           idle_.push_back(std::move(exchange->stream));
         }

@@ -5,8 +5,9 @@
 //
 // Every request has one deadline for resolve-free connect, write and read
 // (`timeout`). The result is the HTTP status, or 0 with a transport error
-// ("connect: Connection refused", "timeout"). Error texts never contain
-// request headers.
+// ("connect: Connection refused", "timeout"). A response body past 1 MiB is
+// not read: the status line still counts and the connection is closed.
+// Error texts never contain request headers.
 //
 // Threading: Post and Close must be called on `executor` (a strand); the
 // callback runs on it. Owned through shared_ptr: requests in flight keep the

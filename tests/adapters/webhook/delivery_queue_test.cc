@@ -175,3 +175,64 @@ TEST(DeliveryQueueTest, DiscardIsFinalForThatVersionOnly) {
 
 }  // namespace
 }  // namespace entitysync::webhook
+
+namespace entitysync::webhook {
+namespace {
+
+TEST(DeliveryQueueTest, TrackedKeysStayBoundedUnderManyDistinctKeys) {
+  DeliveryQueueOptions options = Options();
+  options.max_remembered_keys = 10;
+  DeliveryQueue queue(options);
+  for (int i = 0; i < 5000; ++i) {
+    const std::string id = std::to_string(i);
+    ASSERT_EQ(queue.Offer(Update(id, 7)), Offer::kQueued) << id;
+    std::optional<Delivery> delivery = queue.TakeReady(kStart);
+    ASSERT_TRUE(delivery);
+    const Kind kind =
+        queue
+            .Complete(*delivery,
+                      i % 2 ? ResponseClass::kSuccess : ResponseClass::kDiscard,
+                      absl::ZeroDuration(), kStart)
+            .kind;
+    ASSERT_NE(kind, Kind::kRetry);
+    // A key delivered again and again takes one remembered slot only.
+    if (i % 3 == 0) {
+      ASSERT_EQ(queue.Offer(Update("hot", i + 1)), Offer::kQueued);
+      std::optional<Delivery> hot = queue.TakeReady(kStart);
+      ASSERT_TRUE(hot);
+      queue.Complete(*hot, ResponseClass::kSuccess, absl::ZeroDuration(),
+                     kStart);
+    }
+    ASSERT_LE(queue.tracked_keys(), 10u) << "after key " << i;
+  }
+  // The most recently delivered keys are still guarded.
+  EXPECT_EQ(queue.Offer(Update("4999", 7)), Offer::kOutdated);
+  EXPECT_EQ(queue.Offer(Update("4999", 6)), Offer::kOutdated);
+  // The oldest ones were forgotten: the server's ordering guards them now.
+  EXPECT_EQ(queue.Offer(Update("1", 7)), Offer::kQueued);
+}
+
+TEST(DeliveryQueueTest, BusyKeysAreNeverForgotten) {
+  DeliveryQueueOptions options = Options();
+  options.max_remembered_keys = 0;
+  DeliveryQueue queue(options);
+  queue.Offer(Update("1", 5));
+  std::optional<Delivery> first = queue.TakeReady(kStart);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(queue.Offer(Update("1", 5)), Offer::kOutdated) << "in flight";
+  EXPECT_EQ(
+      queue
+          .Complete(*first, ResponseClass::kRetry, absl::ZeroDuration(), kStart)
+          .kind,
+      Kind::kRetry);
+  EXPECT_EQ(queue.Offer(Update("1", 4)), Offer::kOutdated) << "backing off";
+  EXPECT_EQ(queue.tracked_keys(), 1u);
+  std::optional<Delivery> retry = queue.TakeReady(kStart + absl::Seconds(1));
+  ASSERT_TRUE(retry);
+  queue.Complete(*retry, ResponseClass::kSuccess, absl::ZeroDuration(),
+                 kStart + absl::Seconds(1));
+  EXPECT_EQ(queue.tracked_keys(), 0u);
+}
+
+}  // namespace
+}  // namespace entitysync::webhook
