@@ -104,6 +104,9 @@ LoadStream::LoadStream(const StreamEnvironment* env, LoadConnection* owner,
 }
 
 void LoadStream::Start(grpc::GenericStub* stub) {
+  if (!env_->credentials.empty()) {
+    context_.AddMetadata("authorization", env_->credentials);
+  }
   stub->PrepareBidiStreamingCall(&context_, kSubscribeMethod,
                                  grpc::StubOptions(), this);
   if (stalled_) {

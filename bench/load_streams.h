@@ -110,6 +110,8 @@ struct StreamEnvironment {
   DeliveryRecorder* recorder = nullptr;
   // Extra integer arguments for every connection's channel.
   std::vector<std::pair<std::string, int>> channel_args;
+  // Sent as every stream's `authorization` metadata when not empty.
+  std::string credentials;
 };
 
 class LoadConnection;

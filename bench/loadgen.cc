@@ -90,6 +90,9 @@ ABSL_FLAG(std::vector<std::string>, channel_args, {},
           "Extra integer gRPC arguments for the subscriber connections, as "
           "name=value (e.g. grpc.http2.bdp_probe=0), to see what client "
           "settings change.");
+ABSL_FLAG(int, credentials_bytes, 0,
+          "Send an `authorization` token of this many bytes on every stream "
+          "(real tokens are often hundreds of bytes); 0: none.");
 ABSL_FLAG(int, max_pending_streams, 1000,
           "Streams opened but not yet ready, at most (see "
           "--max_pending_subscriptions).");
@@ -306,6 +309,10 @@ class LoadGenerator {
     env_.counters = &counters_;
     env_.recorder = &recorder_;
     env_.channel_args = f_.channel_args;
+    env_.credentials =
+        std::string(static_cast<size_t>(
+                        std::max(absl::GetFlag(FLAGS_credentials_bytes), 0)),
+                    't');
   }
 
   int Run() {

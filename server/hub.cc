@@ -62,7 +62,9 @@ Hub::Shard& Hub::ShardFor(const std::string& key_string) const {
 }
 
 bool Hub::Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
-              std::string credentials) {
+              std::shared_ptr<const std::string> credentials) {
+  if (credentials == nullptr)
+    credentials = std::make_shared<const std::string>();
   const std::string key_string = KeyString(key);
   Shard& shard = ShardFor(key_string);
   absl::MutexLock lock(&shard.mu);

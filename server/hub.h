@@ -37,8 +37,10 @@ class InterestListener {
 
 struct SubscriberRef {
   std::shared_ptr<Subscriber> subscriber;
-  // Credentials the subscription was authorized with.
-  std::string credentials;
+  // Credentials the subscription was authorized with, shared by all the
+  // subscriptions of a stream (tokens are often hundreds of bytes: one copy
+  // per stream, not per key). Never null in what the hub returns.
+  std::shared_ptr<const std::string> credentials;
 };
 
 class Hub {
@@ -51,7 +53,12 @@ class Hub {
   // Adds or refreshes (new credentials) the subscription. Returns true when
   // it was new.
   bool Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
-           std::string credentials);
+           std::shared_ptr<const std::string> credentials);
+  bool Add(const v1::EntityKey& key, std::shared_ptr<Subscriber> subscriber,
+           std::string credentials) {
+    return Add(key, std::move(subscriber),
+               std::make_shared<const std::string>(std::move(credentials)));
+  }
   // Returns true when the subscription existed.
   bool Remove(const v1::EntityKey& key, const Subscriber* subscriber);
 

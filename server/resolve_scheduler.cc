@@ -486,7 +486,7 @@ std::vector<std::string> ResolveScheduler::CredentialsFor(
   if (!per_credentials) return {""};
   std::vector<std::string> credentials;
   for (const SubscriberRef& ref : hub_->Lookup(key)) {
-    credentials.push_back(ref.credentials);
+    credentials.push_back(*ref.credentials);
   }
   std::sort(credentials.begin(), credentials.end());
   credentials.erase(std::unique(credentials.begin(), credentials.end()),
@@ -497,7 +497,7 @@ std::vector<std::string> ResolveScheduler::CredentialsFor(
 bool ResolveScheduler::HasSubscriberLocked(const UnitState& unit) const {
   if (!unit.per_credentials) return hub_->HasSubscribers(unit.key);
   for (const SubscriberRef& ref : hub_->Lookup(unit.key)) {
-    if (ref.credentials == unit.credentials) return true;
+    if (*ref.credentials == unit.credentials) return true;
   }
   return false;
 }
@@ -554,7 +554,7 @@ void ResolveScheduler::Drain(const std::string& key_string,
       per_credentials = unit->per_credentials;
     }
     for (const SubscriberRef& ref : hub_->Lookup(key)) {
-      if (per_credentials && ref.credentials != credentials) continue;
+      if (per_credentials && *ref.credentials != credentials) continue;
       ref.subscriber->Deliver(msg);
     }
   }

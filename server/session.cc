@@ -55,7 +55,7 @@ Session::Session(grpc::CallbackServerContext* context, const SessionDeps& deps)
       rate_tokens_(
           static_cast<double>(deps.limits->max_subscriptions_per_stream)),
       rate_refilled_(absl::Now()) {
-  credentials_ = ReadCredentials(context);
+  credentials_ = std::make_shared<const std::string>(ReadCredentials(context));
 }
 
 Session::~Session() = default;
@@ -172,9 +172,9 @@ void Session::HandleSubscribe(uint64_t request_id,
     sub.pending = true;
     sub.generation = generation = ++next_generation_;
     sub.held.reset();
-    credentials = credentials_;
+    credentials = *credentials_;
     // Registered before the resolve so that no change during it is missed.
-    deps_.hub->Add(key, shared_from_this(), credentials);
+    deps_.hub->Add(key, shared_from_this(), credentials_);
   }
   if (deps_.table->open_mode()) {
     Snapshot none;
@@ -321,7 +321,7 @@ void Session::HandleAuthenticate(uint64_t request_id,
         nullptr);
     return;
   }
-  credentials_ = authenticate.secret();
+  credentials_ = std::make_shared<const std::string>(authenticate.secret());
 }
 
 void Session::HandlePassthrough(uint64_t request_id,
@@ -355,7 +355,7 @@ void Session::HandlePassthrough(uint64_t request_id,
       return;
     }
     ++passthrough_in_flight_;
-    request.set_credentials(credentials_);
+    request.set_credentials(*credentials_);
     request.set_data(passthrough.data());
   }
   deps_.passthrough->Handle(

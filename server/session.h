@@ -142,7 +142,9 @@ class Session
   grpc::ByteBuffer write_buffer_;
 
   absl::Mutex mu_;
-  std::string credentials_ ABSL_GUARDED_BY(mu_);
+  // Shared with the hub's entries for this stream's subscriptions; replaced
+  // (never mutated) when the client authenticates again.
+  std::shared_ptr<const std::string> credentials_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Subscription> subscriptions_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -70,7 +70,7 @@ TEST(HubTest, LookupIncludesWildcardSubscribersOnce) {
   EXPECT_EQ(got, (std::set<Subscriber*>{exact.get(), wild.get(), both.get()}));
   for (const auto& r : refs) {
     if (r.subscriber == both) {
-      EXPECT_EQ(r.credentials, "b-exact");
+      EXPECT_EQ(*r.credentials, "b-exact");
     }
   }
   // Another id of the entity reaches only the wildcard holders.
@@ -89,7 +89,7 @@ TEST(HubTest, SubscribersComeAndGoInAnyOrder) {
   const v1::EntityKey key = Key("items", "1");
   auto credentials_of = [&](const Subscriber* s) {
     for (const SubscriberRef& ref : hub.Lookup(key)) {
-      if (ref.subscriber.get() == s) return ref.credentials;
+      if (ref.subscriber.get() == s) return *ref.credentials;
     }
     return std::string("(absent)");
   };
