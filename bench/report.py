@@ -144,6 +144,13 @@ def _series_memory(s):
         (f"{shared[0]['streams'] // max(shared[0]['connections'], 1)} "
          "streams per connection" if shared else "shared connection",
          [(p["streams"], p["rss_per_stream"] / 1024) for p in shared]),
+        # The floor: raw gRPC holding the same idle streams.
+        ("raw gRPC, own connection",
+         [(p["streams"], p["grpc_rss_per_stream"] / 1024) for p in own
+          if p.get("grpc_rss_per_stream")]),
+        ("raw gRPC, shared connection",
+         [(p["streams"], p["grpc_rss_per_stream"] / 1024) for p in shared
+          if p.get("grpc_rss_per_stream")]),
     ]
 
 
