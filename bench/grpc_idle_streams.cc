@@ -20,7 +20,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/direct_target.h"
@@ -40,6 +42,8 @@
 ABSL_FLAG(std::string, role, "", "server or client.");
 ABSL_FLAG(std::string, address, "127.0.0.1:0", "server: where to listen.");
 ABSL_FLAG(std::string, target, "", "client: the server's address.");
+ABSL_FLAG(std::vector<std::string>, channel_args, {},
+          "server: extra integer channel arguments, name=value,...");
 ABSL_FLAG(int, connections, 1, "client: TCP connections.");
 ABSL_FLAG(int, streams, 1, "client: streams over all connections.");
 ABSL_FLAG(absl::Duration, ready_timeout, absl::Seconds(120),
@@ -118,6 +122,16 @@ int RunServer(const StopSignal& stop) {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_address),
                            grpc::InsecureServerCredentials(), &port);
+  for (const std::string& arg : absl::GetFlag(FLAGS_channel_args)) {
+    std::pair<std::string, std::string> nv = absl::StrSplit(arg, '=');
+    int value = 0;
+    if (!absl::SimpleAtoi(nv.second, &value)) {
+      std::fprintf(stderr, "--channel_args: %s is not name=integer\n",
+                   arg.c_str());
+      return 2;
+    }
+    builder.AddChannelArgument(nv.first, value);
+  }
   builder.RegisterCallbackGenericService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
