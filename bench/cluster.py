@@ -153,6 +153,8 @@ class Bench:
                 f"--internal_address=127.0.0.1:{internal}",
                 f"--metrics_address=127.0.0.1:{metrics}",
                 "--shutdown_grace=1s", "--goaway_reconnect_within=500ms",
+                # The load generator opens up to 20,000 streams at once.
+                "--stream_rate=0",
             ])
             replicas.append(Replica(child, public, internal, metrics))
         for r in replicas:

@@ -36,6 +36,11 @@ stats      Prints the replica's Admin.Stats as JSON (internal port, default
            127.0.0.1:7071): streams, subscriptions, the --top (10) most
            subscribed keys, bus state, resolver calls and latency per entity.
 
+notify and stats send --credentials, or else the environment's
+ENTITYSYNC_INTERNAL_TOKEN, as the internal token (a replica started with
+--internal_token_file requires it); the environment keeps it out of process
+lists.
+
 Flags take --name=value or --name value. Exit status: 0 ok, 1 runtime
 error, 2 usage error.
 )";

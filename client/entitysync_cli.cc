@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -106,14 +107,21 @@ int RunSubscribe(const CliArgs& args, const sigset_t& signals) {
   return 0;
 }
 
+// notify and stats: --credentials, or else ENTITYSYNC_INTERNAL_TOKEN.
+std::string InternalToken(const CliArgs& args) {
+  if (!args.credentials.empty()) return args.credentials;
+  const char* token = std::getenv("ENTITYSYNC_INTERNAL_TOKEN");
+  return token != nullptr ? token : "";
+}
+
 int RunStats(const CliArgs& args) {
   auto channel = grpc::CreateChannel(args.targets.front(),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Admin::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + *args.timeout));
-  if (!args.credentials.empty()) {
-    context.AddMetadata("authorization", args.credentials);
+  if (const std::string token = InternalToken(args); !token.empty()) {
+    context.AddMetadata("authorization", token);
   }
   v1::StatsRequest request;
   request.set_top_keys(static_cast<uint32_t>(args.top));
@@ -137,7 +145,7 @@ int RunStats(const CliArgs& args) {
 int RunNotify(const CliArgs& args) {
   NotifierOptions options;
   options.target = args.targets.front();
-  options.token = args.credentials;
+  options.token = InternalToken(args);
   options.deadline = *args.timeout;
   Notifier notifier(options);
 

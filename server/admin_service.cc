@@ -8,16 +8,25 @@ namespace entitysync {
 
 AdminService::AdminService(std::string replica, const Hub* hub,
                            const ResolveScheduler* scheduler,
-                           const SessionRegistry* registry, const Bus* bus)
+                           const SessionRegistry* registry, const Bus* bus,
+                           const InternalAuth* auth)
     : replica_(std::move(replica)),
       hub_(hub),
       scheduler_(scheduler),
       registry_(registry),
-      bus_(bus) {}
+      bus_(bus),
+      auth_(auth) {}
 
 grpc::ServerUnaryReactor* AdminService::Stats(
     grpc::CallbackServerContext* context, const v1::StatsRequest* request,
     v1::StatsResponse* response) {
+  if (auth_ != nullptr) {
+    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+      reactor->Finish(s);
+      return reactor;
+    }
+  }
   const size_t top = request->top_keys() == 0
                          ? 10
                          : std::min<size_t>(request->top_keys(), 1000);

@@ -11,6 +11,7 @@
 #include "adapters/bus/bus.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "server/hub.h"
+#include "server/internal_auth.h"
 #include "server/resolve_scheduler.h"
 #include "server/session_registry.h"
 
@@ -20,7 +21,8 @@ class AdminService : public v1::Admin::CallbackService {
  public:
   AdminService(std::string replica, const Hub* hub,
                const ResolveScheduler* scheduler,
-               const SessionRegistry* registry, const Bus* bus);
+               const SessionRegistry* registry, const Bus* bus,
+               const InternalAuth* auth = nullptr);
 
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const v1::StatsRequest* request,
@@ -32,6 +34,8 @@ class AdminService : public v1::Admin::CallbackService {
   const ResolveScheduler* const scheduler_;
   const SessionRegistry* const registry_;
   const Bus* const bus_;
+  // Null: no token required.
+  const InternalAuth* const auth_;
 };
 
 }  // namespace entitysync

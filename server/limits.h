@@ -28,6 +28,12 @@ struct Limits {
   size_t max_passthrough_in_flight = 16;
   // Per replica.
   size_t max_streams = 100000;
+  // New streams per second per replica (token bucket holding
+  // new_stream_burst): a reconnect storm is spread out instead of taken at
+  // once; refused streams get RESOURCE_EXHAUSTED and retry with backoff.
+  // 0: no rate limit.
+  double new_stream_rate_per_second = 2000;
+  size_t new_stream_burst = 10000;
   // Long polls (EntitySync.Await) waiting at once; more get
   // RESOURCE_EXHAUSTED.
   size_t max_awaits = 10000;

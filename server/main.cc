@@ -65,6 +65,16 @@ ABSL_FLAG(int, max_concurrent_streams, 100,
 ABSL_FLAG(int, executor_threads, 2,
           "Threads for resolve batching and retries.");
 ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
+ABSL_FLAG(double, stream_rate, 2000,
+          "New streams per second per replica (0: no limit); over it a "
+          "stream gets RESOURCE_EXHAUSTED and the client retries.");
+ABSL_FLAG(uint64_t, stream_burst, 10000,
+          "New streams a replica takes at once before --stream_rate applies.");
+ABSL_FLAG(std::string, internal_token_file, "",
+          "A file holding the token Notify and Admin calls must carry in "
+          "their `authorization` metadata (bare or \"Bearer <token>\"). "
+          "Empty: no token (the internal port is then guarded by the network "
+          "alone).");
 ABSL_FLAG(uint64_t, max_awaits, 10000,
           "Await long polls waiting at once per replica; more get "
           "RESOURCE_EXHAUSTED.");
@@ -138,6 +148,8 @@ int Run() {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   entitysync::Limits& limits = options.limits;
   limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  limits.new_stream_rate_per_second = absl::GetFlag(FLAGS_stream_rate);
+  limits.new_stream_burst = absl::GetFlag(FLAGS_stream_burst);
   limits.max_awaits = absl::GetFlag(FLAGS_max_awaits);
   limits.await_default_timeout = absl::GetFlag(FLAGS_await_default_timeout);
   limits.await_max_timeout = absl::GetFlag(FLAGS_await_max_timeout);
@@ -178,6 +190,17 @@ int Run() {
                      "not \"",
                      bus, "\""));
     return 2;
+  }
+
+  {
+    absl::StatusOr<entitysync::InternalAuth> auth =
+        entitysync::InternalAuth::FromFile(
+            absl::GetFlag(FLAGS_internal_token_file));
+    if (!auth.ok()) {
+      Log(LogLevel::kError, std::string(auth.status().message()));
+      return 2;
+    }
+    options.internal_auth = *std::move(auth);
   }
 
   const std::string config_path = absl::GetFlag(FLAGS_config);

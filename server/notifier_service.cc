@@ -73,20 +73,28 @@ absl::Status ValidateNotify(const v1::NotifyRequest& request,
 NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
                                  Bus* bus, std::string origin,
                                  LocalHandler local, ServerCounters* counters,
-                                 ClusterOnceResolver* cluster)
+                                 ClusterOnceResolver* cluster,
+                                 const InternalAuth* auth)
     : limits_(limits),
       table_(table),
       bus_(bus),
       origin_(std::move(origin)),
       local_(std::move(local)),
       counters_(counters),
-      cluster_(cluster) {}
+      cluster_(cluster),
+      auth_(auth) {}
 
 grpc::ServerUnaryReactor* NotifierService::Notify(
     grpc::CallbackServerContext* context, const v1::NotifyRequest* request,
     v1::NotifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time started = absl::Now();
+  if (auth_ != nullptr) {
+    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
+      reactor->Finish(s);
+      return reactor;
+    }
+  }
   if (absl::Status s = ValidateNotify(*request, *limits_, *table_); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;

@@ -19,6 +19,7 @@
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
+#include "server/internal_auth.h"
 #include "server/limits.h"
 #include "server/server_counters.h"
 
@@ -33,12 +34,13 @@ class NotifierService : public v1::Notifier::CallbackService {
  public:
   using LocalHandler = std::function<void(const v1::Notice&)>;
 
-  // `counters` (notices published, Notify latency) and `cluster` (no
-  // cluster_once entities) may be null.
+  // `counters` (notices published, Notify latency), `cluster` (no
+  // cluster_once entities) and `auth` (no token required) may be null.
   NotifierService(const Limits* limits, const EntityTable* table, Bus* bus,
                   std::string origin, LocalHandler local,
                   ServerCounters* counters = nullptr,
-                  ClusterOnceResolver* cluster = nullptr);
+                  ClusterOnceResolver* cluster = nullptr,
+                  const InternalAuth* auth = nullptr);
 
   grpc::ServerUnaryReactor* Notify(grpc::CallbackServerContext* context,
                                    const v1::NotifyRequest* request,
@@ -61,6 +63,7 @@ class NotifierService : public v1::Notifier::CallbackService {
   const LocalHandler local_;
   ServerCounters* const counters_;
   ClusterOnceResolver* const cluster_;
+  const InternalAuth* const auth_;
 };
 
 }  // namespace entitysync

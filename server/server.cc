@@ -103,7 +103,9 @@ absl::Status EntitySyncServer::Init() {
   options_.scheduler.max_row_bytes = options_.limits.max_row_bytes;
   scheduler_ = std::make_unique<ResolveScheduler>(
       &table_, hub_.get(), executor_.get(), &clock_, options_.scheduler);
-  registry_ = std::make_unique<SessionRegistry>(options_.limits.max_streams);
+  registry_ = std::make_unique<SessionRegistry>(
+      options_.limits.max_streams, options_.limits.new_stream_rate_per_second,
+      options_.limits.new_stream_burst);
   dispatcher_ = std::make_unique<NoticeDispatcher>(
       options_.notice_queue_capacity,
       [this](const v1::Notice& notice) { OnNotice(notice); },
@@ -137,10 +139,11 @@ absl::Status EntitySyncServer::Init() {
   notifier_service_ = std::make_unique<NotifierService>(
       &options_.limits, &table_, bus_.get(), origin_,
       [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); },
-      &counters_, cluster_.get());
+      &counters_, cluster_.get(), &options_.internal_auth);
 
   admin_service_ = std::make_unique<AdminService>(
-      origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get());
+      origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get(),
+      &options_.internal_auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   {

@@ -23,6 +23,7 @@
 #include "server/entity_table.h"
 #include "server/executor.h"
 #include "server/hub.h"
+#include "server/internal_auth.h"
 #include "server/limits.h"
 #include "server/notice_dispatcher.h"
 #include "server/resolve_scheduler.h"
@@ -37,6 +38,9 @@ struct ServerOptions {
   std::string public_address = "127.0.0.1:7070";
   std::string internal_address = "127.0.0.1:7071";
   Limits limits;
+  // Notify and Admin on the internal port require this token when it has
+  // one.
+  InternalAuth internal_auth;
   // No entities: open mode (Notify's inline rows pushed as they are).
   v1::ServerConfig config;
   // Null: the in-process bus.

@@ -1,11 +1,20 @@
 #include "server/session_registry.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/session.h"
 
 namespace entitysync {
+
+SessionRegistry::SessionRegistry(size_t max_streams, double new_stream_rate,
+                                 size_t new_stream_burst)
+    : max_streams_(max_streams),
+      new_stream_rate_(new_stream_rate),
+      new_stream_burst_(std::max(1.0, static_cast<double>(new_stream_burst))),
+      rate_tokens_(new_stream_burst_),
+      rate_refilled_(std::chrono::steady_clock::now()) {}
 
 grpc::Status SessionRegistry::TryAdd(const std::shared_ptr<Session>& session) {
   absl::MutexLock lock(&mu_);
@@ -17,6 +26,22 @@ grpc::Status SessionRegistry::TryAdd(const std::shared_ptr<Session>& session) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         absl::StrCat("this replica serves its limit of ",
                                      max_streams_, " streams; try another"));
+  }
+  if (new_stream_rate_ > 0) {
+    const auto now = std::chrono::steady_clock::now();
+    rate_tokens_ = std::min(
+        new_stream_burst_,
+        rate_tokens_ +
+            std::chrono::duration<double>(now - rate_refilled_).count() *
+                new_stream_rate_);
+    rate_refilled_ = now;
+    if (rate_tokens_ < 1) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("new streams over ", new_stream_rate_,
+                       " per second on this replica; retry later"));
+    }
+    rate_tokens_ -= 1;
   }
   sessions_.emplace(session.get(), session);
   return grpc::Status::OK;

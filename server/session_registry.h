@@ -2,10 +2,12 @@
 // draining (no new streams, `goaway` to every session, wait until they are
 // gone) and for closing every stream at shutdown. Holds weak references;
 // sessions add and remove themselves. Thread-safe; sessions are called with no
-// registry lock held.
+// registry lock held. New streams are also rate limited here (a token
+// bucket on a monotonic clock).
 #ifndef ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
 #define ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -22,9 +24,13 @@ class Session;
 
 class SessionRegistry {
  public:
-  explicit SessionRegistry(size_t max_streams) : max_streams_(max_streams) {}
+  // `new_stream_rate` streams per second with a burst of `new_stream_burst`;
+  // a rate <= 0 means no rate limit.
+  explicit SessionRegistry(size_t max_streams, double new_stream_rate = 0,
+                           size_t new_stream_burst = 0);
 
-  // OK, RESOURCE_EXHAUSTED at max_streams, or UNAVAILABLE while draining.
+  // OK, RESOURCE_EXHAUSTED at max_streams or over the new-stream rate, or
+  // UNAVAILABLE while draining.
   grpc::Status TryAdd(const std::shared_ptr<Session>& session);
   void Remove(const Session* session);
   // Refuses new streams from now on and sends `goaway` to every live one.
@@ -37,12 +43,16 @@ class SessionRegistry {
 
  private:
   const size_t max_streams_;
+  const double new_stream_rate_;
+  const double new_stream_burst_;
   std::vector<std::shared_ptr<Session>> LiveSessions() const;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<const Session*, std::weak_ptr<Session>> sessions_
       ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  double rate_tokens_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point rate_refilled_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace entitysync

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 
 #include "common/grpc_status.h"
@@ -24,6 +25,11 @@ absl::Status NotifyChange(const std::string& target,
   change->set_version(version);
 
   grpc::ClientContext context;
+  // From the environment, so that the token shows in no process list.
+  if (const char* token = std::getenv("ENTITYSYNC_INTERNAL_TOKEN");
+      token != nullptr && *token != '\0') {
+    context.AddMetadata("authorization", token);
+  }
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoNanoseconds(timeout));
   entitysync::v1::NotifyResponse response;

@@ -1,6 +1,8 @@
 // NotifyChange: tells an entitysync replica that one key changed, through
 // the raw generated entitysync.v1.Notifier stub. The change carries the
-// version and no rows, so the replica resolves the key itself.
+// version and no rows, so the replica resolves the key itself. When the
+// environment has ENTITYSYNC_INTERNAL_TOKEN (a replica started with
+// --internal_token_file), it is sent as the `authorization` metadata.
 //
 // Errors: the call's status (UNAVAILABLE when nothing listens at `target`,
 // DEADLINE_EXCEEDED after `timeout`, ...). Thread-safe.
