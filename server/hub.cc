@@ -100,6 +100,15 @@ void Hub::CollectLocked(const Shard& shard, const std::string& key_string,
   it->second.AppendTo(out);
 }
 
+std::vector<SubscriberRef> Hub::LookupExact(const v1::EntityKey& key) const {
+  std::vector<SubscriberRef> out;
+  const std::string key_string = KeyString(key);
+  const Shard& shard = ShardFor(key_string);
+  absl::MutexLock lock(&shard.mu);
+  CollectLocked(shard, key_string, &out);
+  return out;
+}
+
 std::vector<SubscriberRef> Hub::Lookup(const v1::EntityKey& key) const {
   std::vector<SubscriberRef> out;
   const std::string key_string = KeyString(key);

@@ -65,6 +65,8 @@ class Hub {
   // Subscribers of `key` itself and of its entity's wildcard, each once (a
   // subscriber holding both appears once, with the exact key's credentials).
   std::vector<SubscriberRef> Lookup(const v1::EntityKey& key) const;
+  // Subscribers of `key` itself only (for a wildcard key: of the wildcard).
+  std::vector<SubscriberRef> LookupExact(const v1::EntityKey& key) const;
   // True when Lookup would return anyone.
   bool HasSubscribers(const v1::EntityKey& key) const;
   // True when the key itself (not only its entity's wildcard) has a

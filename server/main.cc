@@ -70,6 +70,10 @@ ABSL_FLAG(double, stream_rate, 2000,
           "stream gets RESOURCE_EXHAUSTED and the client retries.");
 ABSL_FLAG(uint64_t, stream_burst, 10000,
           "New streams a replica takes at once before --stream_rate applies.");
+ABSL_FLAG(absl::Duration, reauthorize_interval, absl::Minutes(5),
+          "Every subscription's authorization is asked again this often "
+          "(Resolve reason REAUTHORIZE); a key the resolver denies is "
+          "revoked. 0: never.");
 ABSL_FLAG(std::string, internal_token_file, "",
           "A file holding the token Notify and Admin calls must carry in "
           "their `authorization` metadata (bare or \"Bearer <token>\"). "
@@ -146,6 +150,7 @@ int Run() {
   options.min_client_ping_interval =
       absl::GetFlag(FLAGS_min_client_ping_interval);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.reauthorize_interval = absl::GetFlag(FLAGS_reauthorize_interval);
   entitysync::Limits& limits = options.limits;
   limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   limits.new_stream_rate_per_second = absl::GetFlag(FLAGS_stream_rate);

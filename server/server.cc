@@ -136,6 +136,12 @@ absl::Status EntitySyncServer::Init() {
       [this](const std::string& entity, absl::Time started, bool ok) {
         scheduler_->RecordCall(entity, started, ok);
       });
+  reauthorizer_ = std::make_unique<Reauthorizer>(
+      &table_, hub_.get(), executor_.get(), options_.reauthorize_interval,
+      /*max_calls_in_flight=*/4,
+      [this](const std::string& entity, absl::Time started, bool ok) {
+        scheduler_->RecordCall(entity, started, ok);
+      });
   notifier_service_ = std::make_unique<NotifierService>(
       &options_.limits, &table_, bus_.get(), origin_,
       [this](const v1::Notice& notice) { dispatcher_->Enqueue(notice); },
@@ -231,6 +237,7 @@ absl::Status EntitySyncServer::Init() {
     internal_server_->Shutdown();
     return s;
   }
+  reauthorizer_->Start();
   return absl::OkStatus();
 }
 
@@ -298,6 +305,7 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
   }
   if (bus_) bus_->Stop();
   dispatcher_.reset();
+  if (reauthorizer_) reauthorizer_->Shutdown(calls);
   if (scheduler_) scheduler_->Shutdown(calls);
   if (passthrough_) passthrough_->Drain(calls);
   executor_.reset();

@@ -26,6 +26,7 @@
 #include "server/internal_auth.h"
 #include "server/limits.h"
 #include "server/notice_dispatcher.h"
+#include "server/reauthorizer.h"
 #include "server/resolve_scheduler.h"
 #include "server/server_counters.h"
 #include "server/session_registry.h"
@@ -47,6 +48,9 @@ struct ServerOptions {
   std::unique_ptr<Bus> bus;
   int executor_threads = 2;
   SchedulerOptions scheduler;
+  // Every subscription's authorization is asked again this often (reason
+  // REAUTHORIZE); a denial revokes it. Zero: never.
+  absl::Duration reauthorize_interval = absl::Minutes(5);
   // Notices waiting for the scheduler; past it they are dropped and a resync
   // repairs the gap.
   size_t notice_queue_capacity = 100000;
@@ -100,6 +104,9 @@ class EntitySyncServer {
   // For tests and Admin.
   const Hub& hub() const { return *hub_; }
   SchedulerStats scheduler_stats() const { return scheduler_->stats(); }
+  ReauthorizerStats reauthorizer_stats() const {
+    return reauthorizer_->stats();
+  }
   size_t stream_count() const { return registry_->size(); }
   // Await calls waiting now.
   size_t await_count() const { return awaits_->size(); }
@@ -132,6 +139,7 @@ class EntitySyncServer {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ResolveScheduler> scheduler_;
   std::unique_ptr<ClusterOnceResolver> cluster_;
+  std::unique_ptr<Reauthorizer> reauthorizer_;
   std::unique_ptr<NoticeDispatcher> dispatcher_;
   std::unique_ptr<PassthroughClient> passthrough_;
   std::unique_ptr<SessionRegistry> registry_;

@@ -174,5 +174,48 @@ TEST_F(SecurityTest, NewStreamsOverTheRateAreRefusedAndLaterAccepted) {
   EXPECT_TRUE(later.AwaitSubscribed(later.Subscribe("items", "1")));
 }
 
+TEST_F(SecurityTest, RevokedAccessStopsUpdatesAtTheNextReauthorization) {
+  ServerOptions options;
+  options.reauthorize_interval = absl::Milliseconds(200);
+  Start(std::move(options));
+  backend_.Set("9", "Plan", {}, {"alice", "bob"});
+  RawStream::Options as_alice;
+  as_alice.authorization = "alice";
+  RawStream::Options as_bob;
+  as_bob.authorization = "bob";
+  RawStream alice(pub(), as_alice);
+  RawStream bob(pub(), as_bob);
+  ASSERT_TRUE(alice.AwaitSubscribed(alice.Subscribe("items", "9")));
+  ASSERT_TRUE(bob.AwaitSubscribed(bob.Subscribe("items", "9")));
+  ASSERT_TRUE(alice.AwaitUpdate("9"));
+  ASSERT_TRUE(bob.AwaitUpdate("9"));
+
+  // The backend takes alice off the item's list; nothing is notified.
+  backend_.Set("9", "Plan", {}, {"bob"});
+  const auto revoked = alice.Await(
+      [](const v1::SubscribeResponse& m) {
+        return m.has_error() && m.error().key().id() == "9";
+      },
+      absl::Seconds(5));
+  ASSERT_TRUE(revoked) << "no revocation within 5 s";
+  EXPECT_EQ(revoked->error().code(),
+            static_cast<int>(absl::StatusCode::kPermissionDenied));
+
+  // The next change reaches bob and not alice.
+  const uint64_t v3 = backend_.Set("9", "Plan, revised", {}, {"bob"});
+  ASSERT_TRUE(Notify(internal(), "9", v3, "").ok());
+  ASSERT_TRUE(bob.AwaitUpdate("9", v3));
+  absl::SleepFor(absl::Milliseconds(300));
+  for (const v1::Update& u : alice.Updates("9")) {
+    EXPECT_LT(u.version(), v3) << "rows after the revocation";
+  }
+  EXPECT_GE(server_->reauthorizer_stats().revoked, 1u);
+  // bob keeps access through later sweeps.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_FALSE(
+      bob.Await([](const v1::SubscribeResponse& m) { return m.has_error(); },
+                absl::Milliseconds(1)));
+}
+
 }  // namespace
 }  // namespace entitysync::testing

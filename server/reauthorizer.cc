@@ -1,0 +1,189 @@
+#include "server/reauthorizer.h"
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "entitysync/v1/entitysync.pb.h"
+#include "server/entity_key.h"
+#include "server/outbound_message.h"
+
+namespace entitysync {
+
+Reauthorizer::Reauthorizer(const EntityTable* table, const Hub* hub,
+                           Executor* executor, absl::Duration interval,
+                           size_t max_calls_in_flight, RecordCall record)
+    : table_(table),
+      hub_(hub),
+      executor_(executor),
+      interval_(interval),
+      max_calls_in_flight_(std::max<size_t>(1, max_calls_in_flight)),
+      record_(std::move(record)) {}
+
+Reauthorizer::~Reauthorizer() { Shutdown(absl::ZeroDuration()); }
+
+void Reauthorizer::Start() {
+  if (interval_ > absl::ZeroDuration()) ScheduleNext();
+}
+
+void Reauthorizer::ScheduleNext() {
+  executor_->PostAfter(interval_, [this] {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    SweepNow();
+    ScheduleNext();
+  });
+}
+
+bool Reauthorizer::SweepNow() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !todo_.empty() || in_flight_ > 0) return false;
+  }
+  // entity -> credentials -> distinct keys. Gathered without any lock of
+  // ours; the hub walks its shards one at a time.
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>>
+      groups;
+  absl::flat_hash_set<std::pair<std::string, std::string>> seen;
+  for (const v1::EntityKey& key : hub_->Keys()) {
+    if (table_->Find(key.entity()) == nullptr) continue;
+    const std::string key_string = KeyString(key);
+    for (const SubscriberRef& ref : hub_->LookupExact(key)) {
+      if (!seen.insert({key_string, *ref.credentials}).second) continue;
+      groups[{key.entity(), *ref.credentials}].push_back(key_string);
+    }
+  }
+  std::vector<Batch> now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    ++stats_.sweeps;
+    for (auto& [group, keys] : groups) {
+      const EntityRoute* route = table_->Find(group.first);
+      const size_t max_batch = route->config.max_batch_keys() > 0
+                                   ? route->config.max_batch_keys()
+                                   : 100;
+      for (size_t i = 0; i < keys.size(); i += max_batch) {
+        Batch batch;
+        batch.entity = group.first;
+        batch.credentials = group.second;
+        batch.key_strings.assign(
+            keys.begin() + i,
+            keys.begin() + std::min(keys.size(), i + max_batch));
+        todo_.push_back(std::move(batch));
+      }
+    }
+    now = TakeLocked();
+  }
+  Issue(std::move(now));
+  return true;
+}
+
+std::vector<Reauthorizer::Batch> Reauthorizer::TakeLocked() {
+  std::vector<Batch> out;
+  while (!stopping_ && in_flight_ < max_calls_in_flight_ && !todo_.empty()) {
+    out.push_back(std::move(todo_.front()));
+    todo_.pop_front();
+    ++in_flight_;
+    ++stats_.calls;
+  }
+  return out;
+}
+
+void Reauthorizer::Issue(std::vector<Batch> batches) {
+  for (Batch& batch : batches) {
+    const EntityRoute* route = table_->Find(batch.entity);
+    v1::ResolveRequest request;
+    request.set_reason(v1::ResolveRequest::REAUTHORIZE);
+    request.set_credentials(batch.credentials);
+    for (const std::string& ks : batch.key_strings) {
+      *request.add_keys() = KeyOfKeyString(ks);
+    }
+    route->client->Resolve(
+        request, absl::Milliseconds(route->config.resolver().timeout_ms()),
+        [this, batch = std::move(batch),
+         started = absl::Now()](absl::StatusOr<v1::ResolveResponse> response) {
+          if (record_) record_(batch.entity, started, response.ok());
+          OnAnswered(batch, std::move(response));
+        });
+  }
+}
+
+void Reauthorizer::OnAnswered(const Batch& batch,
+                              absl::StatusOr<v1::ResolveResponse> response) {
+  std::vector<std::string> denied;
+  bool failed = false;
+  if (!response.ok()) {
+    if (response.status().code() == absl::StatusCode::kPermissionDenied) {
+      denied = batch.key_strings;
+    } else {
+      failed = true;
+    }
+  } else {
+    absl::flat_hash_set<std::string> asked(batch.key_strings.begin(),
+                                           batch.key_strings.end());
+    for (const v1::ResolvedKey& result : response->results()) {
+      if (result.status() != v1::ResolvedKey::DENIED) continue;
+      std::string ks = KeyString(result.key());
+      // Only keys that were asked about: a resolver cannot revoke others.
+      if (asked.erase(ks) > 0) denied.push_back(std::move(ks));
+    }
+  }
+  size_t revoked = 0;
+  for (const std::string& ks : denied) revoked += Revoke(ks, batch.credentials);
+  std::vector<Batch> next;
+  {
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+    if (failed) ++stats_.failed_calls;
+    stats_.revoked += revoked;
+    next = TakeLocked();
+  }
+  Issue(std::move(next));
+}
+
+size_t Reauthorizer::Revoke(const std::string& key_string,
+                            const std::string& credentials) {
+  const v1::EntityKey key = KeyOfKeyString(key_string);
+  v1::SubscribeResponse response;
+  v1::Error* error = response.mutable_error();
+  error->set_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
+  error->set_message("access to the key was revoked");
+  *error->mutable_key() = key;
+  const OutboundMessage msg =
+      EncodeOutbound(response, OutboundMessage::Kind::kRevoked, key_string);
+  size_t revoked = 0;
+  // Copies: no hub lock is held while the sessions are touched.
+  for (const SubscriberRef& ref : hub_->LookupExact(key)) {
+    if (*ref.credentials != credentials) continue;
+    ref.subscriber->Deliver(msg);
+    ++revoked;
+  }
+  return revoked;
+}
+
+void Reauthorizer::Shutdown(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  todo_.clear();
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](size_t* n) { return *n == 0; }, &in_flight_),
+                       timeout);
+}
+
+ReauthorizerStats Reauthorizer::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+bool Reauthorizer::sweeping() const {
+  absl::MutexLock lock(&mu_);
+  return !todo_.empty() || in_flight_ > 0;
+}
+
+}  // namespace entitysync
