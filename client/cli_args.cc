@@ -13,6 +13,7 @@ namespace client {
 const char kUsage[] =
     R"(usage:
   entitysync [--target=HOST:PORT[,HOST:PORT...]] [--credentials=SECRET]
+             [--tls] [--tls_ca_file=PEM] [--tls_cert_file=PEM --tls_key_file=PEM]
              subscribe [--count=N] [--timeout=SECONDS] KEY...
   entitysync [--target=HOST:PORT] [--credentials=TOKEN]
              notify KEY [--version=N] [--row=DATA]... [--content_type=TYPE]
@@ -36,6 +37,10 @@ stats      Prints the replica's Admin.Stats as JSON (internal port, default
            127.0.0.1:7071): streams, subscriptions, the --top (10) most
            subscribed keys, bus state, resolver calls and latency per entity.
 
+TLS: --tls (the system's roots), or --tls_ca_file=PEM for the server's
+CAs; --tls_cert_file=PEM --tls_key_file=PEM add a client certificate
+(mutual TLS), with any command.
+
 notify and stats send --credentials, or else the environment's
 ENTITYSYNC_INTERNAL_TOKEN, as the internal token (a replica started with
 --internal_token_file requires it); the environment keeps it out of process
@@ -56,11 +61,13 @@ absl::Status UsageError(absl::string_view message) {
 bool TakesValue(absl::string_view name) {
   return name == "target" || name == "credentials" || name == "timeout" ||
          name == "count" || name == "version" || name == "row" ||
-         name == "content_type" || name == "top";
+         name == "content_type" || name == "top" || name == "tls_ca_file" ||
+         name == "tls_cert_file" || name == "tls_key_file";
 }
 
 bool IsBoolean(absl::string_view name) {
-  return name == "removed" || name == "local_only" || name == "help";
+  return name == "removed" || name == "local_only" || name == "help" ||
+         name == "tls";
 }
 
 bool OnlyForSubscribe(absl::string_view name) { return name == "count"; }
@@ -83,6 +90,18 @@ absl::Status ApplyFlag(absl::string_view name, const std::string& value,
     if (out.targets.empty()) return UsageError("--target is empty");
   } else if (name == "credentials") {
     out.credentials = value;
+  } else if (name == "tls") {
+    out.tls = true;
+  } else if (name == "tls_ca_file") {
+    out.tls = true;
+    out.tls_ca_file = value;
+  } else if (name == "tls_cert_file") {
+    out.tls = true;
+    out.tls_cert_file = value;
+  } else if (name == "tls_key_file") {
+    out.tls = true;
+    out.tls_key_file = value;
+
   } else if (name == "timeout") {
     double seconds;
     if (!absl::SimpleAtod(value, &seconds) || !(seconds > 0)) {

@@ -28,6 +28,12 @@ struct CliArgs {
   // Defaulted per command when --target is not given.
   std::vector<std::string> targets;
   std::string credentials;
+  // TLS to the server (--tls, or any --tls_* file): CAs (empty: the
+  // system's roots), and a client certificate and key for mutual TLS.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // subscribe: none means until a signal; notify: the call's deadline.
   std::optional<absl::Duration> timeout;
   std::vector<EntityKey> keys;

@@ -23,6 +23,7 @@
 #include "client/subscriber.h"
 #include "client/update_json.h"
 #include "common/grpc_status.h"
+#include "common/tls.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
@@ -49,13 +50,31 @@ bool WaitForSignal(const sigset_t& signals,
   }
 }
 
+// Plaintext, or TLS from --tls / --tls_*_file. Errors name the file.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CliChannelCredentials(
+    const CliArgs& args) {
+  if (!args.tls) return grpc::InsecureChannelCredentials();
+  TlsFiles files;
+  files.ca_file = args.tls_ca_file;
+  files.cert_file = args.tls_cert_file;
+  files.key_file = args.tls_key_file;
+  return MakeTlsChannelCredentials(files, "--tls_*_file");
+}
+
 int RunSubscribe(const CliArgs& args, const sigset_t& signals) {
   std::atomic<int64_t> printed{0};
   std::atomic<size_t> failed_keys{0};
   const auto finish = [] { kill(getpid(), SIGUSR1); };
 
+  auto credentials = CliChannelCredentials(args);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
   SubscriberOptions options;
   options.targets = args.targets;
+  options.channel_credentials = *std::move(credentials);
   options.credentials = args.credentials;
   options.on_event = [&](const SubscriberEvent& event) {
     std::fprintf(stderr, "%s\n", DescribeEvent(event).c_str());
@@ -115,8 +134,13 @@ std::string InternalToken(const CliArgs& args) {
 }
 
 int RunStats(const CliArgs& args) {
-  auto channel = grpc::CreateChannel(args.targets.front(),
-                                     grpc::InsecureChannelCredentials());
+  auto credentials = CliChannelCredentials(args);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  auto channel = grpc::CreateChannel(args.targets.front(), *credentials);
   auto stub = v1::Admin::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + *args.timeout));
@@ -143,8 +167,15 @@ int RunStats(const CliArgs& args) {
 }
 
 int RunNotify(const CliArgs& args) {
+  auto credentials = CliChannelCredentials(args);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "entitysync: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
   NotifierOptions options;
   options.target = args.targets.front();
+  options.channel_credentials = *std::move(credentials);
   options.token = InternalToken(args);
   options.deadline = *args.timeout;
   Notifier notifier(options);

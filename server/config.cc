@@ -41,6 +41,13 @@ absl::Status ApplyTargetDefaults(v1::BackendTarget* target,
         absl::StrCat(where, ": timeout_ms ", target->timeout_ms(),
                      " is over the limit of ", kMaxBackendTimeoutMs));
   }
+  if (target->has_tls() &&
+      target->tls().cert_file().empty() != target->tls().key_file().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where,
+                     ": tls needs both cert_file and key_file, or "
+                     "neither"));
+  }
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "adapters/bus/redis_bus.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
+#include "common/tls.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -74,6 +75,20 @@ ABSL_FLAG(absl::Duration, reauthorize_interval, absl::Minutes(5),
           "Every subscription's authorization is asked again this often "
           "(Resolve reason REAUTHORIZE); a key the resolver denies is "
           "revoked. 0: never.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the public port; with --tls_key_file the "
+          "public port speaks TLS.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of the public port.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CAs; when set, public clients must present a certificate they "
+          "signed (mutual TLS).");
+ABSL_FLAG(std::string, internal_tls_cert_file, "",
+          "PEM certificate chain of the internal port (TLS).");
+ABSL_FLAG(std::string, internal_tls_key_file, "",
+          "PEM private key of the internal port.");
+ABSL_FLAG(std::string, internal_tls_client_ca_file, "",
+          "PEM CAs; when set, internal callers (Notify, Admin, health) must "
+          "present a certificate they signed (mutual TLS).");
 ABSL_FLAG(std::string, internal_token_file, "",
           "A file holding the token Notify and Admin calls must carry in "
           "their `authorization` metadata (bare or \"Bearer <token>\"). "
@@ -136,6 +151,15 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
 }
 
 int Run() {
+  // Signals are taken by one thread with sigwait, never by a handler. Set
+  // first: every thread started later (gRPC's, made as soon as credentials
+  // are) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
   entitysync::ServerOptions options;
   options.public_address = absl::GetFlag(FLAGS_public_address);
@@ -198,6 +222,29 @@ int Run() {
   }
 
   {
+    entitysync::TlsFiles public_tls;
+    public_tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+    public_tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+    public_tls.ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+    auto public_credentials =
+        entitysync::MakeServerCredentials(public_tls, "--tls_*_file");
+    entitysync::TlsFiles internal_tls;
+    internal_tls.cert_file = absl::GetFlag(FLAGS_internal_tls_cert_file);
+    internal_tls.key_file = absl::GetFlag(FLAGS_internal_tls_key_file);
+    internal_tls.ca_file = absl::GetFlag(FLAGS_internal_tls_client_ca_file);
+    auto internal_credentials = entitysync::MakeServerCredentials(
+        internal_tls, "--internal_tls_*_file");
+    for (const absl::Status& s :
+         {public_credentials.status(), internal_credentials.status()}) {
+      if (!s.ok()) {
+        Log(LogLevel::kError, std::string(s.message()));
+        return 2;
+      }
+    }
+    options.public_credentials = *std::move(public_credentials);
+    options.internal_credentials = *std::move(internal_credentials);
+  }
+  {
     absl::StatusOr<entitysync::InternalAuth> auth =
         entitysync::InternalAuth::FromFile(
             absl::GetFlag(FLAGS_internal_token_file));
@@ -218,13 +265,6 @@ int Run() {
     }
     options.config = *std::move(config);
   }
-
-  // Signals are taken by one thread with sigwait, never by a handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<entitysync::EntitySyncServer>> server =
       entitysync::EntitySyncServer::Start(std::move(options));

@@ -2,10 +2,13 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/tls.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace entitysync {
 namespace {
@@ -84,11 +87,35 @@ void PassthroughClient::Drain(absl::Duration timeout) {
                        timeout);
 }
 
-std::shared_ptr<grpc::Channel> ChannelPool::Get(const std::string& target) {
-  auto& channel = channels_[target];
-  if (!channel) {
-    channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelPool::Get(
+    const v1::BackendTarget& backend) {
+  const std::string id = backend.has_tls()
+                             ? absl::StrCat(backend.target(), "\ntls\n",
+                                            backend.tls().SerializeAsString())
+                             : backend.target();
+  auto& channel = channels_[id];
+  if (channel) return channel;
+  if (!backend.has_tls()) {
+    channel = grpc::CreateChannel(backend.target(),
+                                  grpc::InsecureChannelCredentials());
+    return channel;
   }
+  TlsFiles files;
+  files.ca_file = backend.tls().ca_file();
+  files.cert_file = backend.tls().cert_file();
+  files.key_file = backend.tls().key_file();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeTlsChannelCredentials(files,
+                                absl::StrCat("tls of ", backend.target()));
+  if (!credentials.ok()) {
+    channels_.erase(id);
+    return credentials.status();
+  }
+  grpc::ChannelArguments args;
+  if (!backend.tls().server_name().empty()) {
+    args.SetSslTargetNameOverride(backend.tls().server_name());
+  }
+  channel = grpc::CreateCustomChannel(backend.target(), *credentials, args);
   return channel;
 }
 

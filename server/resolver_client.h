@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "entitysync/v1/config.pb.h"
 #include "entitysync/v1/resolver.grpc.pb.h"
 #include "grpcpp/channel.h"
 
@@ -57,10 +58,13 @@ class PassthroughClient {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// One insecure channel per target. Not thread-safe; used at start-up.
+// One channel per backend (target and TLS settings): plaintext, or TLS when
+// the target has `tls`. Not thread-safe; used at start-up.
 class ChannelPool {
  public:
-  std::shared_ptr<grpc::Channel> Get(const std::string& target);
+  // Errors: a TLS file that cannot be read (named in the message).
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Get(
+      const v1::BackendTarget& backend);
 
  private:
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;

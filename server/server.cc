@@ -87,12 +87,18 @@ EntitySyncServer::~EntitySyncServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status EntitySyncServer::Init() {
   for (const v1::EntityConfig& entity : options_.config.entities()) {
-    table_.Add(entity, std::make_shared<GrpcResolverClient>(
-                           channels_.Get(entity.resolver().target())));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        channels_.Get(entity.resolver());
+    if (!channel.ok()) return channel.status();
+    table_.Add(entity,
+               std::make_shared<GrpcResolverClient>(*std::move(channel)));
   }
   if (options_.config.has_passthrough()) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        channels_.Get(options_.config.passthrough());
+    if (!channel.ok()) return channel.status();
     passthrough_ = std::make_unique<PassthroughClient>(
-        channels_.Get(options_.config.passthrough().target()),
+        *std::move(channel),
         absl::Milliseconds(options_.config.passthrough().timeout_ms()));
   }
   bus_ =
@@ -160,7 +166,10 @@ absl::Status EntitySyncServer::Init() {
         std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
     builder.SetOption(std::make_unique<Reflection>(false));
     builder.AddListeningPort(options_.public_address,
-                             grpc::InsecureServerCredentials(), &public_port_);
+                             options_.public_credentials
+                                 ? options_.public_credentials
+                                 : grpc::InsecureServerCredentials(),
+                             &public_port_);
     const auto ms = [](absl::Duration d) {
       return static_cast<int>(absl::ToInt64Milliseconds(d));
     };
@@ -192,7 +201,9 @@ absl::Status EntitySyncServer::Init() {
   {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.internal_address,
-                             grpc::InsecureServerCredentials(),
+                             options_.internal_credentials
+                                 ? options_.internal_credentials
+                                 : grpc::InsecureServerCredentials(),
                              &internal_port_);
     // A port in use is an error, not a port silently shared (SO_REUSEPORT).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -38,6 +38,9 @@ struct ServerOptions {
   // Port 0 picks a free port (see public_port()).
   std::string public_address = "127.0.0.1:7070";
   std::string internal_address = "127.0.0.1:7071";
+  // Null: plaintext. See common/tls.h (TLS, mutual TLS).
+  std::shared_ptr<grpc::ServerCredentials> public_credentials;
+  std::shared_ptr<grpc::ServerCredentials> internal_credentials;
   Limits limits;
   // Notify and Admin on the internal port require this token when it has
   // one.

@@ -58,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
   if (!endpoint.ok()) return endpoint.status();
   if (channels == nullptr) {
     channels = UpstreamPool::TcpChannels(
-        options.upstream, options.max_upstream_message_bytes, nullptr);
+        options.upstream, options.max_upstream_message_bytes,
+        options.upstream_credentials, options.upstream_server_name);
   }
   std::unique_ptr<Gateway> gateway(
       new Gateway(std::move(options), std::move(channels)));

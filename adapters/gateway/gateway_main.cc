@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
+#include "common/tls.h"
 #include "server/log.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8080",
@@ -43,6 +44,19 @@ ABSL_FLAG(int, streams_per_channel, 90,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long connections get to close.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
+ABSL_FLAG(std::string, upstream_tls_ca_file, "",
+          "PEM CAs of the upstream's certificate; setting any --upstream_tls_* "
+          "flag makes the upstream connection TLS (system roots when this is "
+          "empty).");
+ABSL_FLAG(bool, upstream_tls, false,
+          "TLS to the upstream with the system's roots.");
+ABSL_FLAG(std::string, upstream_tls_cert_file, "",
+          "PEM client certificate for the upstream (mutual TLS).");
+ABSL_FLAG(std::string, upstream_tls_key_file, "",
+          "PEM private key of --upstream_tls_cert_file.");
+ABSL_FLAG(std::string, upstream_tls_server_name, "",
+          "Name checked against the upstream's certificate instead of its "
+          "host.");
 
 namespace {
 
@@ -50,6 +64,14 @@ using entitysync::Log;
 using entitysync::LogLevel;
 
 int Run() {
+  // Before anything starts a thread (TLS credentials start gRPC's): every
+  // thread inherits the mask, and SIGINT/SIGTERM reach sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
   entitysync::gateway::GatewayOptions options;
   options.address = absl::GetFlag(FLAGS_address);
@@ -71,12 +93,21 @@ int Run() {
   options.write_timeout = absl::GetFlag(FLAGS_write_timeout);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  entitysync::TlsFiles tls;
+  tls.ca_file = absl::GetFlag(FLAGS_upstream_tls_ca_file);
+  tls.cert_file = absl::GetFlag(FLAGS_upstream_tls_cert_file);
+  tls.key_file = absl::GetFlag(FLAGS_upstream_tls_key_file);
+  options.upstream_server_name = absl::GetFlag(FLAGS_upstream_tls_server_name);
+  if (absl::GetFlag(FLAGS_upstream_tls) || !tls.ca_file.empty() ||
+      tls.has_identity() || !options.upstream_server_name.empty()) {
+    auto credentials =
+        entitysync::MakeTlsChannelCredentials(tls, "--upstream_tls_*");
+    if (!credentials.ok()) {
+      Log(LogLevel::kError, std::string(credentials.status().message()));
+      return 2;
+    }
+    options.upstream_credentials = *std::move(credentials);
+  }
 
   const std::string upstream = options.upstream;
   absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> gateway =

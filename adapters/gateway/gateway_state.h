@@ -29,6 +29,12 @@ struct GatewayOptions {
   // host:port, or several replicas as ipv4:h1:p1,h2:p2 or a DNS name with
   // several addresses; streams are spread round-robin.
   std::string upstream = "127.0.0.1:7070";
+  // Null: plaintext to the upstream. TLS (and a client certificate) when
+  // the replicas' public port requires it; see common/tls.h.
+  std::shared_ptr<grpc::ChannelCredentials> upstream_credentials;
+  // Checked against the upstream's certificate instead of its host; empty:
+  // the host.
+  std::string upstream_server_name;
   // Origins (scheme://host[:port]) allowed to open a WebSocket or call
   // grpc-web besides the gateway's own; "*" allows every origin. Requests
   // without an Origin header (non-browser clients) are always allowed.

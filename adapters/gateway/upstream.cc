@@ -22,10 +22,12 @@ UpstreamPool::UpstreamPool(ChannelFactory factory, int streams_per_channel)
 
 UpstreamPool::ChannelFactory UpstreamPool::TcpChannels(
     const std::string& target, int max_message_bytes,
-    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    std::shared_ptr<grpc::ChannelCredentials> credentials,
+    const std::string& server_name) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
-  return [target, max_message_bytes, credentials] {
+  return [target, max_message_bytes, credentials, server_name] {
     grpc::ChannelArguments args;
+    if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
     args.SetMaxReceiveMessageSize(max_message_bytes);
     // Without a local pool, channels with equal arguments share one
     // connection, and with it the per-connection stream cap.

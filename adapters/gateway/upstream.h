@@ -52,9 +52,12 @@ class UpstreamPool {
   UpstreamPool(ChannelFactory factory, int streams_per_channel);
 
   // A plaintext (or `credentials`) channel factory for host:port `target`.
+  // `server_name`, when not empty, is checked against the server's TLS
+  // certificate instead of the target's host.
   static ChannelFactory TcpChannels(
       const std::string& target, int max_message_bytes,
-      std::shared_ptr<grpc::ChannelCredentials> credentials);
+      std::shared_ptr<grpc::ChannelCredentials> credentials,
+      const std::string& server_name = "");
 
   // The channel for a new stream, and its slot for Release.
   std::shared_ptr<grpc::Channel> Acquire(size_t* slot);

@@ -69,6 +69,26 @@ TEST(CliArgsTest, StatsWithDefaultsAndItsOwnFlag) {
   EXPECT_FALSE(Parse({"subscribe", "--top=3", "items/1"}).ok());
 }
 
+TEST(CliArgsTest, TlsFlags) {
+  absl::StatusOr<CliArgs> plain = Parse({"stats"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls);
+  absl::StatusOr<CliArgs> roots = Parse({"--tls", "stats"});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  EXPECT_TRUE(roots->tls);
+  EXPECT_TRUE(roots->tls_ca_file.empty());
+  absl::StatusOr<CliArgs> mutual =
+      Parse({"notify", "items/1", "--tls_ca_file=ca.pem", "--tls_cert_file",
+             "c.pem", "--tls_key_file=c.key"});
+  ASSERT_TRUE(mutual.ok()) << mutual.status();
+  EXPECT_TRUE(mutual->tls);
+  EXPECT_EQ(mutual->tls_ca_file, "ca.pem");
+  EXPECT_EQ(mutual->tls_cert_file, "c.pem");
+  EXPECT_EQ(mutual->tls_key_file, "c.key");
+  EXPECT_FALSE(Parse({"--tls=yes", "stats"}).ok());
+  EXPECT_FALSE(Parse({"stats", "--tls_ca_file"}).ok());
+}
+
 TEST(CliArgsTest, HelpWins) {
   absl::StatusOr<CliArgs> args = Parse({"subscribe", "--help"});
   ASSERT_TRUE(args.ok());

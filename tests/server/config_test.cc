@@ -68,6 +68,10 @@ TEST(ConfigTest, SemanticErrorsNameTheEntry) {
             per_credentials: true resolve_mode: CLUSTER_ONCE
           })",
        "CLUSTER_ONCE cannot be per_credentials"},
+      {R"(entities {
+            name: "a" resolver { target: "x" tls { cert_file: "c.pem" } }
+          })",
+       "tls needs both cert_file and key_file"},
   };
   for (const Case& c : cases) {
     auto config = ParseServerConfig(c.text);
