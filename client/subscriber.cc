@@ -20,6 +20,12 @@ std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
   // connection to the draining server.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetInt(
+      GRPC_ARG_KEEPALIVE_TIME_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
+  args.SetInt(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
   return grpc::CreateCustomChannel(target,
                                    options.channel_credentials != nullptr
                                        ? options.channel_credentials
@@ -36,6 +42,11 @@ absl::StatusOr<std::unique_ptr<Subscriber>> Subscriber::Create(
   }
   for (const std::string& target : options.targets) {
     if (target.empty()) return absl::InvalidArgumentError("empty target");
+  }
+  if (options.keepalive_time <= absl::ZeroDuration() ||
+      options.keepalive_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "keepalive_time and keepalive_timeout must be positive");
   }
   if (options.backoff_initial <= absl::ZeroDuration() ||
       options.backoff_max < options.backoff_initial) {

@@ -89,6 +89,14 @@ struct SubscriberOptions {
   // message, channel not READY) is abandoned for the next target; guards
   // against black-holed addresses.
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Pings on an established stream, so that a connection that silently
+  // stops carrying anything (a black hole: a host gone without a reset, a
+  // NAT that forgot the flow) is noticed and replaced: a ping unanswered
+  // for keepalive_timeout ends the stream, and the subscriber reconnects
+  // and resubscribes. Servers accept a ping every 10 s by default
+  // (--min_client_ping_interval); keep keepalive_time above theirs.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
   // Largest server message accepted; updates carry whole rows.
   int max_message_bytes = 16 << 20;
   // TLS or other channel credentials; nullptr means insecure (plaintext).

@@ -536,6 +536,10 @@ TEST(SubscriberTest, RejectsBadArguments) {
   bad_backoff.backoff_max = absl::Milliseconds(1);
   EXPECT_EQ(Subscriber::Create(bad_backoff).status().code(),
             absl::StatusCode::kInvalidArgument);
+  SubscriberOptions bad_keepalive = FastOptions({"127.0.0.1:1"}, recorder);
+  bad_keepalive.keepalive_time = absl::ZeroDuration();
+  EXPECT_EQ(Subscriber::Create(bad_keepalive).status().code(),
+            absl::StatusCode::kInvalidArgument);
 
   std::unique_ptr<Subscriber> subscriber = MustCreate(
       FastOptions({absl::StrCat("127.0.0.1:", DeadPort())}, recorder));
