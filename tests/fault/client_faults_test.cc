@@ -15,6 +15,7 @@
 #include "client/subscriber.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/e2e_harness.h"
+#include "tests/fault/fault_client.h"
 #include "tests/fault/fault_proxy.h"
 #include "tests/testing/wait.h"
 
@@ -23,73 +24,6 @@ namespace {
 
 constexpr int kClients = 4;
 constexpr int kKeys = 6;
-
-std::string Id(int k) { return absl::StrCat("f", k); }
-
-// One client library Subscriber on every key, recording per key the
-// versions its callbacks saw, in order.
-class Client {
- public:
-  explicit Client(int port) {
-    client::SubscriberOptions options;
-    options.targets = {absl::StrCat("127.0.0.1:", port)};
-    options.backoff_initial = absl::Milliseconds(20);
-    options.backoff_max = absl::Milliseconds(200);
-    options.connect_timeout = absl::Seconds(1);
-    options.keepalive_time = absl::Milliseconds(200);
-    options.keepalive_timeout = absl::Milliseconds(300);
-    auto subscriber = client::Subscriber::Create(options);
-    EXPECT_TRUE(subscriber.ok()) << subscriber.status();
-    subscriber_ = *std::move(subscriber);
-    for (int k = 0; k < kKeys; ++k) Subscribe(k);
-  }
-  void Subscribe(int k) {
-    EXPECT_TRUE(subscriber_
-                    ->Subscribe({"items", Id(k)},
-                                [this, k](const v1::Update& u) {
-                                  absl::MutexLock lock(&mu_);
-                                  seen_[k].push_back(u.version());
-                                  if (!subscribed_[k]) ++after_unsubscribe_;
-                                })
-                    .ok());
-    absl::MutexLock lock(&mu_);
-    subscribed_[k] = true;
-  }
-  void Unsubscribe(int k) {
-    {
-      absl::MutexLock lock(&mu_);
-      subscribed_[k] = false;
-    }
-    EXPECT_TRUE(subscriber_->Unsubscribe({"items", Id(k)}).ok());
-  }
-  uint64_t last(int k) const {
-    absl::MutexLock lock(&mu_);
-    return seen_[k].empty() ? 0 : seen_[k].back();
-  }
-  // Versions of key k in callback order never go down.
-  bool Monotonic(int k, std::string* why) const {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 1; i < seen_[k].size(); ++i) {
-      if (seen_[k][i] < seen_[k][i - 1]) {
-        *why = absl::StrCat("key ", Id(k), ": ", seen_[k][i - 1], " then ",
-                            seen_[k][i]);
-        return false;
-      }
-    }
-    return true;
-  }
-  int after_unsubscribe() const {
-    absl::MutexLock lock(&mu_);
-    return after_unsubscribe_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<uint64_t> seen_[kKeys] ABSL_GUARDED_BY(mu_);
-  bool subscribed_[kKeys] ABSL_GUARDED_BY(mu_) = {};
-  int after_unsubscribe_ ABSL_GUARDED_BY(mu_) = 0;
-  std::unique_ptr<client::Subscriber> subscriber_;
-};
 
 class ClientFaultsTest : public ::testing::Test {
  protected:
@@ -107,7 +41,8 @@ class ClientFaultsTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     proxy_ = std::make_unique<FaultProxy>(server_->public_port());
     for (int i = 0; i < kClients; ++i) {
-      clients_.push_back(std::make_unique<Client>(proxy_->port()));
+      clients_.push_back(std::make_unique<FaultClient>(
+          std::vector<int>{proxy_->port()}, kKeys));
     }
     ASSERT_TRUE(Converged(absl::Seconds(10))) << "initial snapshots";
     writer_ = std::thread([this] { Write(); });
@@ -190,7 +125,7 @@ class ClientFaultsTest : public ::testing::Test {
   ItemsBackend backend_;
   std::unique_ptr<EntitySyncServer> server_;
   std::unique_ptr<FaultProxy> proxy_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<std::unique_ptr<FaultClient>> clients_;
   std::thread writer_;
   std::atomic<bool> stop_{false};
   absl::Mutex mu_;
