@@ -324,6 +324,28 @@ void ResolveScheduler::ApplyOutcomeLocked(
     kind = Outcome::Kind::kFailed;
     reason = "resolver denied the change-time resolve";
   }
+  // The resolver's versions only grow: an answer older than the version a
+  // notice announced, or than one it gave before, comes from behind (a
+  // lagging read replica, a stale cache) and lacks the change it was asked
+  // about. It is asked again, with backoff, and subscribers are told their
+  // view may be out of date meanwhile.
+  if (kind == Outcome::Kind::kResolved && outcome.result.version() > 0) {
+    const uint64_t answered = outcome.result.version();
+    uint64_t expected = 0;
+    if (issued.notice_version > answered) {
+      expected = issued.notice_version;
+    } else if (unit->has_delivered &&
+               unit->version_source == VersionSource::kResolver &&
+               answered < unit->delivered_version) {
+      expected = unit->delivered_version;
+    }
+    if (expected > 0) {
+      ++stats_.older_dropped;
+      kind = Outcome::Kind::kFailed;
+      reason = absl::StrCat("resolver answered version ", answered,
+                            ", behind version ", expected);
+    }
+  }
   switch (kind) {
     case Outcome::Kind::kResolved: {
       unit->failures = 0;
@@ -377,6 +399,9 @@ void ResolveScheduler::ApplyOutcomeLocked(
       ++stats_.resolve_failures;
       ++unit->failures;
       unit->dirty = false;
+      // The retry must still bring what the notices announced.
+      unit->notice_version =
+          std::max(unit->notice_version, issued.notice_version);
       if (!unit->stale) {
         unit->stale = true;
         v1::SubscribeResponse response;

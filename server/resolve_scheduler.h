@@ -15,6 +15,9 @@
 //  - versions come from the resolver, else the notice, else the replica's
 //    clock; a version older than the last delivered one is dropped, and rows
 //    equal to the last delivered ones are not sent again;
+//  - a resolver answer older than the version a notice announced, or than
+//    one it gave before, is lag (a behind read replica): treated as a
+//    failure (stale, retry with backoff) until the resolver catches up;
 //  - each update is serialized once; deliveries of one unit are made by one
 //    thread at a time, in order, with no lock held while touching sessions.
 // Subscribe-time resolves (ResolveForSubscribe) pass the subscriber's
