@@ -15,6 +15,11 @@
 namespace entitysync {
 namespace {
 
+// Answers behind a notice's version (or behind an earlier answer) retried
+// in a row before one is taken as it is: with the default backoff, about
+// 20 s of replication lag.
+constexpr uint8_t kMaxLagRetries = 8;
+
 // Identifies rows for "unchanged" checks without copying them: each row's
 // bytes and content type are folded into a running hash.
 uint64_t Fingerprint(const v1::ResolvedKey& result) {
@@ -328,7 +333,9 @@ void ResolveScheduler::ApplyOutcomeLocked(
   // notice announced, or than one it gave before, comes from behind (a
   // lagging read replica, a stale cache) and lacks the change it was asked
   // about. It is asked again, with backoff, and subscribers are told their
-  // view may be out of date meanwhile.
+  // view may be out of date meanwhile. After kMaxLagRetries such answers in
+  // a row the answer is taken as it is: a notice version from another clock
+  // (or a huge one) must not freeze the key.
   if (kind == Outcome::Kind::kResolved && outcome.result.version() > 0) {
     const uint64_t answered = outcome.result.version();
     uint64_t expected = 0;
@@ -339,11 +346,14 @@ void ResolveScheduler::ApplyOutcomeLocked(
                answered < unit->delivered_version) {
       expected = unit->delivered_version;
     }
-    if (expected > 0) {
+    if (expected > 0 && unit->lag_retries < kMaxLagRetries) {
+      ++unit->lag_retries;
       ++stats_.older_dropped;
       kind = Outcome::Kind::kFailed;
       reason = absl::StrCat("resolver answered version ", answered,
                             ", behind version ", expected);
+    } else {
+      unit->lag_retries = 0;
     }
   }
   switch (kind) {

@@ -17,7 +17,10 @@
 //    equal to the last delivered ones are not sent again;
 //  - a resolver answer older than the version a notice announced, or than
 //    one it gave before, is lag (a behind read replica): treated as a
-//    failure (stale, retry with backoff) until the resolver catches up;
+//    failure (stale, retry with backoff) until the resolver catches up, at
+//    most kMaxLagRetries times in a row; then the answer is taken as it is
+//    (notice versions on another clock, or versions that really went back,
+//    must not freeze a key);
 //  - each update is serialized once; deliveries of one unit are made by one
 //    thread at a time, in order, with no lock held while touching sessions.
 // Subscribe-time resolves (ResolveForSubscribe) pass the subscriber's
@@ -152,6 +155,8 @@ class ResolveScheduler {
     bool dirty = false;
     bool retry_scheduled = false;
     bool stale = false;
+    // Answers in a row that were behind (see kMaxLagRetries).
+    uint8_t lag_retries = 0;
     int failures = 0;
     // Highest version carried by notices since the last resolve was issued.
     uint64_t notice_version = 0;

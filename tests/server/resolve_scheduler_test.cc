@@ -1,5 +1,6 @@
 #include "server/resolve_scheduler.h"
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -234,6 +235,29 @@ TEST_F(ResolveSchedulerTest, FailureSendsStaleOnceThenRecovers) {
   ASSERT_TRUE(messages[1].has_update());
   EXPECT_EQ(messages[1].update().version(), 7u);
   EXPECT_EQ(scheduler_->stats().resolve_failures, 2u);
+}
+
+TEST_F(ResolveSchedulerTest, AnswerBehindTheNoticeIsRetriedThenTaken) {
+  auto s = Subscribe("1");
+  // A notice version the resolver never reaches (another clock, or a bogus
+  // value): lag retries, then the resolver's answer is taken.
+  Notice("1", UINT64_MAX);
+  int calls = 0;
+  while (s->updates().empty() && calls < 20) {
+    ASSERT_TRUE(WaitFor([&] { return resolver_->pending() == 1; }))
+        << "retried after " << calls << " answers";
+    auto c = resolver_->Take();
+    c.done(Found(c.request, 5, "v5"));
+    ++calls;
+    WaitFor([&] { return !s->updates().empty() || resolver_->pending() > 0; });
+  }
+  ASSERT_EQ(s->updates().size(), 1u) << "the key froze";
+  EXPECT_EQ(s->updates()[0].version(), 5u);
+  EXPECT_GT(calls, 1) << "a behind answer is asked again first";
+  EXPECT_LE(calls, 9);
+  ASSERT_TRUE(s->messages()[0].has_stale());
+  EXPECT_NE(s->messages()[0].stale().reason().find("behind"),
+            std::string::npos);
 }
 
 TEST_F(ResolveSchedulerTest, PerCredentialsResolvesOncePerDistinctCredential) {
