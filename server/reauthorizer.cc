@@ -1,6 +1,5 @@
 #include "server/reauthorizer.h"
 
-#include <map>
 #include <memory>
 #include <utility>
 
@@ -43,39 +42,53 @@ void Reauthorizer::ScheduleNext() {
 bool Reauthorizer::SweepNow() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ || !todo_.empty() || in_flight_ > 0) return false;
+    if (stopping_ || collecting_ || !todo_.empty() || in_flight_ > 0) {
+      return false;
+    }
+    collecting_ = true;
   }
-  // entity -> credentials -> distinct keys. Gathered without any lock of
-  // ours; the hub walks its shards one at a time.
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>>
+  // entity -> credentials -> distinct key strings. Gathered without any lock
+  // of ours; the hub walks its shards one at a time. A credential string is
+  // copied once per entity, not once per subscription (streams' tokens are
+  // often hundreds of bytes).
+  absl::flat_hash_map<
+      std::string,
+      absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>>
       groups;
-  absl::flat_hash_set<std::pair<std::string, std::string>> seen;
   for (const v1::EntityKey& key : hub_->Keys()) {
     if (table_->Find(key.entity()) == nullptr) continue;
     const std::string key_string = KeyString(key);
+    auto& by_credentials = groups[key.entity()];
     for (const SubscriberRef& ref : hub_->LookupExact(key)) {
-      if (!seen.insert({key_string, *ref.credentials}).second) continue;
-      groups[{key.entity(), *ref.credentials}].push_back(key_string);
+      auto it = by_credentials.find(*ref.credentials);
+      if (it == by_credentials.end()) {
+        it = by_credentials.try_emplace(*ref.credentials).first;
+      }
+      it->second.insert(key_string);
     }
   }
   std::vector<Batch> now;
   {
     absl::MutexLock lock(&mu_);
+    collecting_ = false;
     if (stopping_) return false;
     ++stats_.sweeps;
-    for (auto& [group, keys] : groups) {
-      const EntityRoute* route = table_->Find(group.first);
+    for (auto& [entity, by_credentials] : groups) {
+      const EntityRoute* route = table_->Find(entity);
       const size_t max_batch = route->config.max_batch_keys() > 0
                                    ? route->config.max_batch_keys()
                                    : 100;
-      for (size_t i = 0; i < keys.size(); i += max_batch) {
-        Batch batch;
-        batch.entity = group.first;
-        batch.credentials = group.second;
-        batch.key_strings.assign(
-            keys.begin() + i,
-            keys.begin() + std::min(keys.size(), i + max_batch));
-        todo_.push_back(std::move(batch));
+      for (auto& [credentials, key_set] : by_credentials) {
+        std::vector<std::string> keys(key_set.begin(), key_set.end());
+        for (size_t i = 0; i < keys.size(); i += max_batch) {
+          Batch batch;
+          batch.entity = entity;
+          batch.credentials = credentials;
+          batch.key_strings.assign(
+              keys.begin() + i,
+              keys.begin() + std::min(keys.size(), i + max_batch));
+          todo_.push_back(std::move(batch));
+        }
       }
     }
     now = TakeLocked();
@@ -119,7 +132,10 @@ void Reauthorizer::OnAnswered(const Batch& batch,
   std::vector<std::string> denied;
   bool failed = false;
   if (!response.ok()) {
-    if (response.status().code() == absl::StatusCode::kPermissionDenied) {
+    // The resolver no longer accepts these credentials at all (an expired
+    // or revoked token): every key of the call is revoked.
+    if (response.status().code() == absl::StatusCode::kPermissionDenied ||
+        response.status().code() == absl::StatusCode::kUnauthenticated) {
       denied = batch.key_strings;
     } else {
       failed = true;
@@ -183,7 +199,7 @@ ReauthorizerStats Reauthorizer::stats() const {
 
 bool Reauthorizer::sweeping() const {
   absl::MutexLock lock(&mu_);
-  return !todo_.empty() || in_flight_ > 0;
+  return collecting_ || !todo_.empty() || in_flight_ > 0;
 }
 
 }  // namespace entitysync

@@ -5,7 +5,8 @@
 // keys and wildcards), groups them by entity and credentials, and asks the
 // entity's resolver with reason REAUTHORIZE (up to max_batch_keys keys a
 // call, at most `max_calls_in_flight` calls at once for the whole sweep).
-// A key answered DENIED, or a call answered PERMISSION_DENIED, revokes:
+// A key answered DENIED, or a call answered PERMISSION_DENIED or
+// UNAUTHENTICATED (an expired or revoked token), revokes:
 // the subscribers of that key holding those credentials get the `revoked`
 // error (PERMISSION_DENIED) and lose the subscription, exactly as a
 // per_credentials change-time denial does; no rows follow. Any other answer
@@ -66,7 +67,7 @@ class Reauthorizer {
   void Shutdown(absl::Duration timeout);
 
   ReauthorizerStats stats() const;
-  // True while a sweep has calls left to make or waiting.
+  // True while a sweep walks the hub or has calls left to make or waiting.
   bool sweeping() const;
 
  private:
@@ -98,6 +99,8 @@ class Reauthorizer {
   std::deque<Batch> todo_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // A sweep is walking the hub (before its calls are queued).
+  bool collecting_ ABSL_GUARDED_BY(mu_) = false;
   ReauthorizerStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

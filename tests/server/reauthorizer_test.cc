@@ -167,9 +167,14 @@ TEST_F(ReauthorizerTest, FailedCallsKeepAccessAndPermissionDeniedRevokes) {
   EXPECT_FALSE(Revoked(*alice, "1"));
   EXPECT_EQ(reauthorizer_->stats().failed_calls, 1u);
 
-  resolver_->FailWith(absl::PermissionDeniedError("who are you"));
+  resolver_->FailWith(absl::PermissionDeniedError("not yours"));
   Sweep();
   EXPECT_TRUE(Revoked(*alice, "1"));
+
+  auto bob = Subscribe("2", "bob");
+  resolver_->FailWith(absl::UnauthenticatedError("token expired"));
+  Sweep();
+  EXPECT_TRUE(Revoked(*bob, "2")) << "an expired token revokes too";
 }
 
 TEST_F(ReauthorizerTest, WildcardSubscriptionsAreAskedAboutTheWildcard) {
