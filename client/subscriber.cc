@@ -26,6 +26,10 @@ std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
   args.SetInt(
       GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
       static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+  // A subscriber mostly receives; gRPC would stop pinging after two pings
+  // with nothing sent (GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA), leaving a
+  // quiet stream's dead connection unnoticed.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return grpc::CreateCustomChannel(target,
                                    options.channel_credentials != nullptr
                                        ? options.channel_credentials

@@ -1,7 +1,6 @@
 #include "common/tls.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -18,9 +17,11 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": cannot read ", path));
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string pem = contents.str();
+  // Read at most one byte past the limit: a wrong path (a device, a huge
+  // file) must not hang or exhaust the start-up.
+  std::string pem(kMaxPemBytes + 1, '\0');
+  in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
+  pem.resize(static_cast<size_t>(in.gcount()));
   if (pem.size() > kMaxPemBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": ", path, " is larger than 1 MiB; not PEM"));

@@ -21,9 +21,6 @@ struct TlsFiles {
   // these CAs (mutual TLS). Client: the CAs that sign the server's
   // certificate; empty means the system's roots.
   std::string ca_file;
-  // Client only: the name checked against the server's certificate instead
-  // of the target's host (e.g. when dialling an IP address).
-  std::string server_name;
 
   bool has_identity() const { return !cert_file.empty() || !key_file.empty(); }
 };
@@ -38,11 +35,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 // certificate when cert_file/key_file are set.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeTlsChannelCredentials(const TlsFiles& files, const std::string& what);
-
-// A channel argument setting the name checked against the server's
-// certificate; apply it when files.server_name is not empty.
-inline constexpr char kSslTargetNameOverrideArg[] =
-    "grpc.ssl_target_name_override";
 
 }  // namespace entitysync
 

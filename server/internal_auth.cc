@@ -1,7 +1,6 @@
 #include "server/internal_auth.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -35,9 +34,17 @@ absl::StatusOr<InternalAuth> InternalAuth::FromFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("--internal_token_file: cannot read ", path));
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(contents.str()));
+  // Read at most one byte past the limit: a wrong path (a device, a huge
+  // file) must not hang the start-up.
+  std::string raw(kMaxTokenBytes + 1, '\0');
+  in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+  raw.resize(static_cast<size_t>(in.gcount()));
+  if (raw.size() > kMaxTokenBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--internal_token_file: ", path, " holds more than ",
+                     kMaxTokenBytes, " bytes; not a token"));
+  }
+  std::string token(absl::StripAsciiWhitespace(raw));
   if (token.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--internal_token_file: ", path, " is empty"));
@@ -76,8 +83,10 @@ grpc::Status InternalAuth::Check(absl::string_view authorization,
                         "`authorization` metadata");
   }
   absl::string_view presented = authorization;
-  if (absl::StartsWith(presented, kBearer))
+  // The scheme is case-insensitive (RFC 7235).
+  if (absl::StartsWithIgnoreCase(presented, kBearer)) {
     presented.remove_prefix(kBearer.size());
+  }
   if (!ConstantTimeEquals(presented, token_)) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "the `authorization` metadata is not the internal "

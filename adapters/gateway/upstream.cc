@@ -37,6 +37,9 @@ UpstreamPool::ChannelFactory UpstreamPool::TcpChannels(
     args.SetLoadBalancingPolicyName("round_robin");
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    // The gateway mostly receives: keep pinging past gRPC's default of two
+    // pings with nothing sent, or a dead replica connection goes unnoticed.
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     return grpc::CreateCustomChannel(target, credentials, args);
   };
 }

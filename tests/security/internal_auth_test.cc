@@ -35,7 +35,8 @@ TEST(InternalAuthTest, FileWithTrailingNewlineAsSecretMountsHave) {
   EXPECT_FALSE(auth->Check("abc12", true).ok());
   EXPECT_FALSE(auth->Check("abc1234", true).ok());
   EXPECT_FALSE(auth->Check("", true).ok());
-  EXPECT_FALSE(auth->Check("bearer abc123", true).ok());
+  EXPECT_TRUE(auth->Check("bearer abc123", true).ok());
+  EXPECT_FALSE(auth->Check("Bearer abc12", true).ok());
   EXPECT_EQ(auth->Check("", false).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 }
