@@ -155,6 +155,18 @@ TEST_F(ClientFaultsTest, BlackHoleIsNoticedByKeepaliveAndRepaired) {
       << "every client noticed the dead connection and reconnected";
 }
 
+TEST_F(ClientFaultsTest, BlackHoleOnAnIdleStreamIsNoticedToo) {
+  StopWriting();  // nothing flows: only the pings can tell
+  absl::SleepFor(absl::Milliseconds(1500));
+  const size_t before = proxy_->accepted();
+  proxy_->BlackHole();
+  EXPECT_TRUE(WaitFor([&] { return proxy_->accepted() >= before + kClients; },
+                      absl::Seconds(5)))
+      << "the clients kept waiting on dead connections";
+  proxy_->Pass();
+  ExpectRecovered();
+}
+
 TEST_F(ClientFaultsTest, ReplicaDropsIdleStreamsOfVanishedClients) {
   StopWriting();  // idle: only keepalive pings cross the link
   absl::SleepFor(absl::Milliseconds(1500));

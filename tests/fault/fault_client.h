@@ -22,7 +22,10 @@ inline std::string Id(int k) { return absl::StrCat("f", k); }
 // versions its callbacks saw, in order.
 class FaultClient {
  public:
-  FaultClient(const std::vector<int>& ports, int keys)
+  // quick: a 1 s connect timeout and 200 ms keepalive pings, to notice
+  // faults fast. Otherwise the library's defaults (10 s, 30 s), for many
+  // clients at once.
+  FaultClient(const std::vector<int>& ports, int keys, bool quick = true)
       : seen_(keys), subscribed_(keys, false) {
     client::SubscriberOptions options;
     for (int port : ports) {
@@ -30,15 +33,22 @@ class FaultClient {
     }
     options.backoff_initial = absl::Milliseconds(20);
     options.backoff_max = absl::Milliseconds(200);
-    options.connect_timeout = absl::Seconds(1);
-    options.keepalive_time = absl::Milliseconds(200);
-    options.keepalive_timeout = absl::Milliseconds(300);
+    if (quick) {
+      options.connect_timeout = absl::Seconds(1);
+      options.keepalive_time = absl::Milliseconds(200);
+      options.keepalive_timeout = absl::Milliseconds(300);
+    }
     auto subscriber = client::Subscriber::Create(options);
     EXPECT_TRUE(subscriber.ok()) << subscriber.status();
     subscriber_ = *std::move(subscriber);
     for (int k = 0; k < keys; ++k) Subscribe(k);
   }
   void Subscribe(int k) {
+    {
+      // Before the call: its snapshot may arrive before Subscribe returns.
+      absl::MutexLock lock(&mu_);
+      subscribed_[k] = true;
+    }
     EXPECT_TRUE(subscriber_
                     ->Subscribe({"items", Id(k)},
                                 [this, k](const v1::Update& u) {
@@ -47,8 +57,6 @@ class FaultClient {
                                   if (!subscribed_[k]) ++after_unsubscribe_;
                                 })
                     .ok());
-    absl::MutexLock lock(&mu_);
-    subscribed_[k] = true;
   }
   void Unsubscribe(int k) {
     {

@@ -47,7 +47,9 @@ void CloseWithReset(int fd) {
 }  // namespace
 
 FaultProxy::FaultProxy(int target_port) : target_port_(target_port) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  // CLOEXEC: a process the test forks must not hold the proxy's sockets
+  // (a reset would then not reach the peer).
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) std::abort();
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -102,14 +104,14 @@ void FaultProxy::AcceptLoop() {
   while (!stopping_) {
     pollfd p{listen_fd_, POLLIN, 0};
     if (poll(&p, 1, kPollMs) <= 0) continue;
-    const int client = accept(listen_fd_, nullptr, nullptr);
+    const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
     ++accepted_;
     if (refuse_) {
       CloseWithReset(client);
       continue;
     }
-    const int upstream = socket(AF_INET, SOCK_STREAM, 0);
+    const int upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in target = Loopback(target_port_);
     if (connect(upstream, reinterpret_cast<sockaddr*>(&target),
                 sizeof(target)) != 0) {
@@ -139,9 +141,10 @@ void FaultProxy::Forward(Connection* c) {
       shutdown(c->upstream, SHUT_WR);
       client_open = false;
     }
-    pollfd p[2] = {
-        {c->client, static_cast<short>(client_open ? POLLIN : 0), 0},
-        {c->upstream, static_cast<short>(upstream_open ? POLLIN : 0), 0}};
+    // A closed direction is left out (fd -1): poll would otherwise keep
+    // reporting its hang-up.
+    pollfd p[2] = {{client_open ? c->client : -1, POLLIN, 0},
+                   {upstream_open ? c->upstream : -1, POLLIN, 0}};
     if (poll(p, 2, kPollMs) <= 0) continue;
     for (int i = 0; i < 2; ++i) {
       if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
@@ -149,8 +152,9 @@ void FaultProxy::Forward(Connection* c) {
       const int to = i == 0 ? c->upstream : c->client;
       const ssize_t n = recv(from, buffer, sizeof(buffer), 0);
       if (n <= 0) {
-        // EOF or error: pass the FIN on, stop reading this side.
-        shutdown(to, SHUT_WR);
+        // EOF or error: pass the FIN on (unless black-holed: then nothing
+        // crosses, not even the end), stop reading this side.
+        if (mode_.load() != Mode::kBlackHole) shutdown(to, SHUT_WR);
         (i == 0 ? client_open : upstream_open) = false;
         continue;
       }

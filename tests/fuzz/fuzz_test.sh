@@ -32,11 +32,20 @@ LIBS=(-lgrpc++ -lgrpc -lgpr -lprotobuf
 
 # Generated protobuf code is not fuzzed itself: built once, without
 # sanitizers (faster), and linked into every target.
+# Waits for every background job; fails when one did.
+wait_all() {
+  local pid failed=0
+  for pid in "$@"; do wait "$pid" || failed=1; done
+  [ "$failed" -eq 0 ] || { echo "FAIL: a fuzz target did not build"; exit 1; }
+}
+
+pids=()
 for p in entitysync config; do
   "$CXX" -std=c++17 -O1 -w "${INC[@]}" -c "$R/proto/entitysync/v1/$p.pb.cc" \
     -o "$out/$p.pb.o" &
+  pids+=($!)
 done
-wait
+wait_all "${pids[@]}"
 
 build() {  # build NAME SOURCES... (paths under the runfiles)
   local name=$1; shift
@@ -46,12 +55,12 @@ build() {  # build NAME SOURCES... (paths under the runfiles)
     "${srcs[@]}" "$out/entitysync.pb.o" "$out/config.pb.o" "${LIBS[@]}" -o "$out/$name"
 }
 
-build subject_token adapters/bus/subject_token.cc &
-build request server/entity_key.cc common/utf8.cc &
-wait
-build config server/config.cc server/entity_key.cc common/utf8.cc &
-build gateway_codec adapters/gateway/ws_codec.cc adapters/gateway/grpc_web_codec.cc common/utf8.cc &
-wait
+build subject_token adapters/bus/subject_token.cc & a=$!
+build request server/entity_key.cc common/utf8.cc & b=$!
+wait_all "$a" "$b"
+build config server/config.cc server/entity_key.cc common/utf8.cc & a=$!
+build gateway_codec adapters/gateway/ws_codec.cc adapters/gateway/grpc_web_codec.cc common/utf8.cc & b=$!
+wait_all "$a" "$b"
 
 failed=0
 for name in subject_token request config gateway_codec; do
