@@ -137,8 +137,15 @@ describe('long poll GET /v1/await', { skip: skipWithoutGateway, timeout: 90000 }
   test('a client that goes away frees its place; past --max_awaits: 429', async () => {
     // --max_awaits=2 on the server. Two waiting calls fill it.
     const controllers = [new AbortController(), new AbortController()];
-    const waiting = controllers.map((c) =>
-      get('entity=items&id=100&after_version=1&timeout_ms=15000', { signal: c.signal }).catch((e) => e));
+    const settled = [false, false];
+    const waiting = controllers.map((c, i) =>
+      get('entity=items&id=100&after_version=1&timeout_ms=15000', { signal: c.signal })
+        .catch((e) => e)
+        .finally(() => { settled[i] = true; }));
+    // Both must hold their place before any probe competes for one (a probe
+    // that got there first would turn a waiting call away with 429).
+    await delay(500);
+    assert.deepEqual(settled, [false, false], 'both calls are waiting');
     await waitFor(async () => (await get('entity=items&id=100')).status === 429,
       { timeout: 5000, what: 'the third call to be refused' });
     const refused = await get('entity=items&id=100');
