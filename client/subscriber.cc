@@ -434,6 +434,7 @@ void Subscriber::HandleMessage(const v1::SubscribeResponse& message) {
     case v1::SubscribeResponse::kGoaway:
       HandleGoAway(message.goaway());
       break;
+    case v1::SubscribeResponse::kAuthenticated:
     case v1::SubscribeResponse::kPassthroughReply:
     case v1::SubscribeResponse::KIND_NOT_SET:
       // This client sends no pass-through requests; unknown kinds come from
@@ -537,6 +538,9 @@ void Subscriber::HandleError(const v1::Error& error) {
     bool by_request;
     Subscription* sub = FindAnsweredLocked(error.request_id(), error.key(),
                                            &event.key, &by_request);
+    // A later request of ours for the key replaced this one; its answer is
+    // the one that counts.
+    if (error.superseded()) return;
     if (sub == nullptr) {
       // Not about a subscription we hold (e.g. an unsubscribe of a key the
       // server had already dropped): report only.

@@ -6,17 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
+#include "server/credentials.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
 namespace {
-
-std::string ReadCredentials(const grpc::CallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return {};
-  return std::string(it->second.data(), it->second.size());
-}
 
 grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
                                  grpc::Status status) {
@@ -47,14 +41,11 @@ grpc::ServerUnaryReactor* AwaitCall::Start(grpc::CallbackServerContext* context,
                                         absl::StrCat("unknown entity '",
                                                      key.entity(), "'")));
   }
-  std::string credentials = ReadCredentials(context);
-  if (credentials.size() > deps.limits->max_credentials_bytes) {
-    return Reject(
-        context,
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     absl::StrCat("authorization is ", credentials.size(),
-                                  " bytes; the limit is ",
-                                  deps.limits->max_credentials_bytes)));
+  std::string credentials = ReadAuthorization(*context);
+  if (absl::Status s =
+          CheckCredentialsSize("authorization", credentials, *deps.limits);
+      !s.ok()) {
+    return Reject(context, ToGrpcStatus(s));
   }
   absl::Duration timeout = request->timeout_ms() == 0
                                ? deps.limits->await_default_timeout

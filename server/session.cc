@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/utf8.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
+#include "server/credentials.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
@@ -22,13 +23,6 @@ class RejectReactor
   void OnDone() override { delete this; }
 };
 
-std::string ReadCredentials(const grpc::CallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return {};
-  return std::string(it->second.data(), it->second.size());
-}
-
 OutboundMessage Control(const v1::SubscribeResponse& response) {
   return EncodeOutbound(response, OutboundMessage::Kind::kControl);
 }
@@ -37,6 +31,13 @@ OutboundMessage Control(const v1::SubscribeResponse& response) {
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
     grpc::CallbackServerContext* context, const SessionDeps& deps) {
+  // Checked before the stream counts: the same limit as `authenticate` and
+  // Await, so no resolver ever receives more.
+  if (absl::Status s = CheckCredentialsSize(
+          "authorization", ReadAuthorization(*context), *deps.limits);
+      !s.ok()) {
+    return new RejectReactor(ToGrpcStatus(s));
+  }
   auto session = std::make_shared<Session>(context, deps);
   if (grpc::Status status = deps.registry->TryAdd(session); !status.ok()) {
     return new RejectReactor(std::move(status));
@@ -55,7 +56,8 @@ Session::Session(grpc::CallbackServerContext* context, const SessionDeps& deps)
       rate_tokens_(
           static_cast<double>(deps.limits->max_subscriptions_per_stream)),
       rate_refilled_(absl::Now()) {
-  credentials_ = std::make_shared<const std::string>(ReadCredentials(context));
+  credentials_ =
+      std::make_shared<const std::string>(ReadAuthorization(*context));
 }
 
 Session::~Session() = default;
@@ -169,7 +171,11 @@ void Session::HandleSubscribe(uint64_t request_id,
     }
     // A repeated subscribe keeps last_version: versions never go back.
     Subscription& sub = subscriptions_[key_string];
+    if (sub.pending && sub.generation != 0) {
+      PushSupersededLocked(sub, request_id, "subscribe", key);
+    }
     sub.pending = true;
+    sub.request_id = request_id;
     sub.generation = generation = ++next_generation_;
     sub.held.reset();
     credentials = *credentials_;
@@ -202,7 +208,8 @@ void Session::OnSnapshot(const std::string& key_string, uint64_t generation,
   {
     absl::MutexLock lock(&mu_);
     auto it = subscriptions_.find(key_string);
-    // Unsubscribed (or subscribed again) meanwhile: that request answers.
+    // Unsubscribed (or subscribed again) meanwhile: this request has had its
+    // `superseded` error (PushSupersededLocked), the later one answers.
     if (done_ || it == subscriptions_.end() ||
         it->second.generation != generation) {
       return;
@@ -286,6 +293,9 @@ void Session::HandleUnsubscribe(uint64_t request_id,
                       &key);
       return;
     }
+    if (it->second.pending) {
+      PushSupersededLocked(it->second, request_id, "unsubscribe", key);
+    }
     subscriptions_.erase(it);
     RemoveFromHubLocked(key);
     // No rows for the key after `unsubscribed`: drop what is still queued.
@@ -312,16 +322,16 @@ void Session::HandleUnsubscribe(uint64_t request_id,
 void Session::HandleAuthenticate(uint64_t request_id,
                                  const v1::Authenticate& authenticate) {
   absl::MutexLock lock(&mu_);
-  if (authenticate.secret().size() > deps_.limits->max_credentials_bytes) {
-    PushErrorLocked(
-        request_id,
-        absl::InvalidArgumentError(absl::StrCat(
-            "secret is ", authenticate.secret().size(), " bytes; the limit is ",
-            deps_.limits->max_credentials_bytes)),
-        nullptr);
+  if (absl::Status s =
+          CheckCredentialsSize("secret", authenticate.secret(), *deps_.limits);
+      !s.ok()) {
+    PushErrorLocked(request_id, s, nullptr);
     return;
   }
   credentials_ = std::make_shared<const std::string>(authenticate.secret());
+  v1::SubscribeResponse response;
+  response.mutable_authenticated()->set_request_id(request_id);
+  PushLocked(Control(response));
 }
 
 void Session::HandlePassthrough(uint64_t request_id,
@@ -371,10 +381,15 @@ void Session::HandlePassthrough(uint64_t request_id,
                              absl::StrCat("pass-through backend: ",
                                           response.status().message())),
                 nullptr);
-          } else if (response->has_reply()) {
+          } else {
+            // Answered even without a reply: every request gets one answer.
             v1::SubscribeResponse reply;
             reply.mutable_passthrough_reply()->set_request_id(request_id);
-            reply.mutable_passthrough_reply()->set_data(response->data());
+            if (response->has_reply()) {
+              reply.mutable_passthrough_reply()->set_data(response->data());
+            } else {
+              reply.mutable_passthrough_reply()->set_no_reply(true);
+            }
             self->PushLocked(Control(reply));
           }
         }
@@ -503,6 +518,22 @@ void Session::PushErrorLocked(uint64_t request_id, const absl::Status& status,
     error->mutable_key()->set_id(
         std::string(TruncateUtf8(key->id(), deps_.limits->max_id_bytes)));
   }
+  PushLocked(Control(response));
+}
+
+void Session::PushSupersededLocked(const Subscription& sub, uint64_t request_id,
+                                   absl::string_view request_kind,
+                                   const v1::EntityKey& key) {
+  v1::SubscribeResponse response;
+  v1::Error* error = response.mutable_error();
+  error->set_request_id(sub.request_id);
+  error->set_code(static_cast<int>(absl::StatusCode::kAborted));
+  error->set_message(absl::StrCat("superseded by ", request_kind, " request ",
+                                  request_id,
+                                  " for the same key before its snapshot"));
+  // The key passed validation: no need to cut it.
+  *error->mutable_key() = key;
+  error->set_superseded(true);
   PushLocked(Control(response));
 }
 

@@ -3,7 +3,10 @@
 // It owns the stream's state: credentials, subscriptions with the last
 // version delivered for each, and the bounded OutboundQueue. It parses client
 // messages, answers each request (subscribed / unsubscribed / error /
-// passthrough_reply) and writes updates handed to it by the scheduler.
+// passthrough_reply / authenticated) and writes updates handed to it by the
+// scheduler. Every request is answered exactly once while the stream is open;
+// a subscribe replaced before its snapshot by a later request for the same
+// key is answered with a `superseded` ABORTED error.
 //
 // Lifetime: created as a shared_ptr that keeps itself alive until OnDone, so
 // the hub and pending resolver callbacks may hold references; after OnDone
@@ -87,6 +90,8 @@ class Session
   struct Subscription {
     bool pending = true;
     uint64_t generation = 0;
+    // The subscribe request that is answered once the snapshot is in.
+    uint64_t request_id = 0;
     uint64_t last_version = 0;
     std::unique_ptr<Held> held;  // only while pending and something arrived
   };
@@ -115,6 +120,13 @@ class Session
   // the key's state when nobody else holds it.
   void ForgetIfUnused(const v1::EntityKey& key);
   void HoldLocked(Subscription& sub, const OutboundMessage& msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Answers the subscribe request that `sub` still waits on: a later
+  // request (`request_kind` `request_id`) for the same key replaced it.
+  void PushSupersededLocked(const Subscription& sub, uint64_t request_id,
+                            absl::string_view request_kind,
+                            const v1::EntityKey& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   bool TakeRateToken() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -121,15 +121,26 @@ std::string EncodeEnveloped(const v1::SubscribeResponse& response) {
       const v1::Error& error = response.error();
       absl::Status status(static_cast<absl::StatusCode>(error.code()),
                           error.message());
-      return EncodeErrorJson(error.request_id(), status,
-                             error.has_key() ? &error.key() : nullptr);
+      std::string out = EncodeErrorJson(
+          error.request_id(), status, error.has_key() ? &error.key() : nullptr);
+      if (error.superseded()) {
+        out.pop_back();
+        out.append(",\"superseded\":true}");
+      }
+      return out;
     }
+    case v1::SubscribeResponse::kAuthenticated:
+      return absl::StrCat("{\"type\":\"authenticated\",\"request_id\":",
+                          VersionJson(response.authenticated().request_id()),
+                          "}");
     case v1::SubscribeResponse::kPassthroughReply: {
       const v1::PassthroughReply& reply = response.passthrough_reply();
       std::string out =
           absl::StrCat("{\"type\":\"passthrough_reply\",\"request_id\":",
                        VersionJson(reply.request_id()));
-      if (IsValidUtf8(reply.data())) {
+      if (reply.no_reply()) {
+        absl::StrAppend(&out, ",\"no_reply\":true}");
+      } else if (IsValidUtf8(reply.data())) {
         absl::StrAppend(&out, ",\"data\":", Quote(reply.data()), "}");
       } else {
         absl::StrAppend(&out, ",\"data_base64\":\"",
@@ -153,9 +164,14 @@ std::vector<WsFrame> EncodeLegacy(const v1::SubscribeResponse& response) {
       }
       break;
     case v1::SubscribeResponse::kError:
-      frames.push_back({EncodeEnveloped(response), false});
+      // Legacy clients have no request ids: a superseded subscribe says
+      // nothing to them (the later request's outcome is what they see).
+      if (!response.error().superseded()) {
+        frames.push_back({EncodeEnveloped(response), false});
+      }
       break;
     case v1::SubscribeResponse::kPassthroughReply: {
+      if (response.passthrough_reply().no_reply()) break;
       const std::string& data = response.passthrough_reply().data();
       frames.push_back({data, !IsValidUtf8(data)});
       break;

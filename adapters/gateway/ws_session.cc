@@ -53,7 +53,9 @@ void WsSession::Run(HttpRequest request) {
   timeout.idle_timeout = ToChrono(state_->options.idle_timeout);
   timeout.keep_alive_pings = true;
   ws_.set_option(timeout);
-  ws_.read_message_max(state_->options.max_message_bytes);
+  // The limit is applied in OnRead, which can close with a reason; Beast's
+  // own limit would fail the connection with a bare 1009.
+  ws_.read_message_max(0);
   std::string subprotocol = subprotocol_;
   ws_.set_option(websocket::stream_base::decorator(
       [subprotocol](websocket::response_type& response) {
@@ -113,16 +115,42 @@ void WsSession::StartUpstream() {
 
 void WsSession::DoRead() {
   reading_ = true;
-  ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::OnRead,
-                                                         shared_from_this()));
+  // At most one byte past the limit is ever buffered: enough to know that a
+  // message is over it.
+  const size_t room =
+      state_->options.max_message_bytes + 1 - read_buffer_.size();
+  ws_.async_read_some(
+      read_buffer_, room,
+      beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
 }
 
 void WsSession::OnRead(beast::error_code error, size_t /*bytes*/) {
   reading_ = false;
   if (error) {
     // The browser left, broke the protocol (Beast has sent the close code,
-    // e.g. 1009 for a message over the limit) or went idle.
+    // e.g. 1007 for invalid UTF-8) or went idle.
     Finish();
+    return;
+  }
+  if (closing_) {
+    // Only the browser's close frame matters now; the rest is dropped.
+    read_buffer_.consume(read_buffer_.size());
+    MaybeResumeRead();
+    return;
+  }
+  const size_t limit = state_->options.max_message_bytes;
+  if (read_buffer_.size() > limit) {
+    read_buffer_.consume(read_buffer_.size());
+    read_buffer_.shrink_to_fit();
+    CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::too_big),
+               absl::StrCat("message over ", limit,
+                            " bytes, the limit (--max_message_bytes)")));
+    MaybeResumeRead();
+    return;
+  }
+  if (!ws_.is_message_done()) {
+    DoRead();
     return;
   }
   std::string frame = beast::buffers_to_string(read_buffer_.data());

@@ -90,13 +90,17 @@ void HttpPoster::Connect(std::shared_ptr<Exchange> exchange) {
         if (exchange->done) return;
         if (error) return Fail(exchange, "resolve", error);
         exchange->stream->expires_at(exchange->deadline);
-        exchange->stream->async_connect(
-            results, [this, self, exchange](beast::error_code error,
-                                            const tcp::endpoint&) {
-              if (exchange->done) return;
-              if (error) return Fail(exchange, "connect", error);
-              Write(exchange);
-            });
+        exchange->stream->async_connect(results, [this, self, exchange](
+                                                     beast::error_code error,
+                                                     const tcp::endpoint&) {
+          if (exchange->done) return;
+          if (error) return Fail(exchange, "connect", error);
+          // A kept-alive connection's next request must not wait for
+          // the delayed ACK of the previous one (Nagle).
+          beast::error_code ignored;
+          exchange->stream->socket().set_option(tcp::no_delay(true), ignored);
+          Write(exchange);
+        });
       });
 }
 

@@ -245,6 +245,13 @@ TEST_F(AwaitTest, BadRequestsGetPreciseErrors) {
   AwaitArgs unknown;
   unknown.entity = "users";
   EXPECT_EQ(Call(unknown, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The credential limit of Subscribe and `authenticate` holds here too.
+  AwaitArgs huge_credentials;
+  huge_credentials.authorization = std::string(5000, 'a');
+  const grpc::Status refused = Call(huge_credentials, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(),
+            "authorization is 5000 bytes; the limit is 4096");
   EXPECT_TRUE(Waiting(0));
 }
 

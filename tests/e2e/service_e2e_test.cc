@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "client/subscriber.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -174,9 +175,50 @@ TEST_F(ServiceTest, AuthorizationFromMetadataOrAuthenticate) {
     auth.set_request_id(99);
     auth.mutable_authenticate()->set_secret("alice-token");
     late.Send(auth);
+    // Answered like every request, before what it enables.
+    ASSERT_TRUE(late.Await([](const v1::SubscribeResponse& m) {
+      return m.has_authenticated() && m.authenticated().request_id() == 99;
+    }));
     ASSERT_TRUE(late.AwaitSubscribed(late.Subscribe("items", "secret")));
     ASSERT_TRUE(late.AwaitUpdate("secret"));
   }
+}
+
+// The credential limit holds on every path that takes credentials, with one
+// message: metadata on Subscribe (it used to reach the resolver whole),
+// `authenticate`, and Await (await_e2e_test).
+TEST_F(ServiceTest, CredentialsOverTheLimitAreRefusedOnEveryStreamPath) {
+  const std::string huge(5000, 'a');
+  const uint64_t calls = backend_.calls();
+  {
+    RawStream::Options options;
+    options.authorization = huge;
+    RawStream s(pub(), options);
+    s.Subscribe("items", "1");
+    ASSERT_TRUE(WaitFor([&] { return s.status().has_value(); }));
+    EXPECT_EQ(s.status()->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.status()->error_message(),
+              "authorization is 5000 bytes; the limit is 4096");
+    EXPECT_TRUE(s.Messages().empty());
+  }
+  {
+    RawStream::Options options;
+    options.authorization = std::string(4096, 'a');  // at the limit: fine
+    RawStream s(pub(), options);
+    ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  }
+  RawStream s(pub());
+  v1::SubscribeRequest auth;
+  auth.set_request_id(7);
+  auth.mutable_authenticate()->set_secret(huge);
+  s.Send(auth);
+  auto err = s.AwaitError(7);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(err->error().message(), "secret is 5000 bytes; the limit is 4096");
+  ASSERT_TRUE(s.AwaitSubscribed(s.Subscribe("items", "1")));
+  // Only the two accepted subscribes reached the resolver.
+  EXPECT_LE(backend_.calls(), calls + 2);
 }
 
 TEST_F(ServiceTest, UnknownEntityIsRejectedOnStreamAndNotify) {
@@ -575,10 +617,18 @@ TEST_F(ServiceTest, PassthroughForwardsWithCredentialsAndReturnsReplies) {
   ASSERT_TRUE(err);
   EXPECT_EQ(err->error().code(), grpc::StatusCode::ABORTED);
   EXPECT_TRUE(absl::StrContains(err->error().message(), "backend says no"));
+  // "silent" is answered too, once, as handled without a reply.
+  int silent_answers = 0;
   for (const auto& m : s.Messages()) {
-    EXPECT_FALSE(m.has_passthrough_reply() &&
-                 m.passthrough_reply().request_id() == 1);
+    if (m.has_passthrough_reply() && m.passthrough_reply().request_id() == 1) {
+      ++silent_answers;
+      EXPECT_TRUE(m.passthrough_reply().no_reply());
+      EXPECT_TRUE(m.passthrough_reply().data().empty());
+    }
+    EXPECT_FALSE(m.has_error() && m.error().request_id() == 1);
   }
+  EXPECT_EQ(silent_answers, 1);
+  EXPECT_FALSE(reply->passthrough_reply().no_reply());
   server_->Shutdown(absl::Seconds(1));
   backend->Shutdown();
 }
@@ -682,6 +732,56 @@ TEST_F(GatedTest, WildcardKeepsChangesMadeWhileItSubscribes) {
   auto update = s.AwaitUpdate("7", 2);
   ASSERT_TRUE(update) << "the change made while subscribing is not lost";
   EXPECT_EQ(update->rows(0).data(), "7:changed");
+}
+
+// DESIGN rule 1: every request id gets exactly one answer, whatever happens
+// to its key while its snapshot is resolved. A subscribe replaced meanwhile
+// (by an unsubscribe, or by another subscribe) gets a `superseded` ABORTED
+// error naming the request that replaced it; it used to get nothing.
+TEST_F(GatedTest, EveryRequestIsAnsweredOnceWhenItsKeyIsReplacedMidResolve) {
+  RawStream s(server_->public_port());
+  const uint64_t first = s.Subscribe("items", "k");
+  ASSERT_TRUE(WaitFor([&] { return resolver_.waiting() >= 1; }));
+  const uint64_t unsubscribe = s.Unsubscribe("items", "k");
+  const uint64_t second = s.Subscribe("items", "k");
+  const uint64_t third = s.Subscribe("items", "k");
+  ASSERT_TRUE(s.Await([&](const v1::SubscribeResponse& m) {
+    return m.has_error() && m.error().request_id() == second;
+  }));
+  resolver_.Open();
+  ASSERT_TRUE(s.AwaitSubscribed(third));
+  ASSERT_TRUE(s.AwaitUpdate("k"));
+  absl::SleepFor(absl::Milliseconds(300));  // Late or doubled answers.
+
+  absl::flat_hash_map<uint64_t, std::vector<v1::SubscribeResponse>> answers;
+  int snapshots = 0;
+  for (const v1::SubscribeResponse& m : s.Messages()) {
+    if (m.has_subscribed()) answers[m.subscribed().request_id()].push_back(m);
+    if (m.has_unsubscribed()) {
+      answers[m.unsubscribed().request_id()].push_back(m);
+    }
+    if (m.has_error()) answers[m.error().request_id()].push_back(m);
+    snapshots += m.has_update();
+  }
+  for (uint64_t id : {first, unsubscribe, second, third}) {
+    ASSERT_EQ(answers[id].size(), 1u) << "request " << id;
+  }
+  for (auto [id, by] : {std::pair{first, unsubscribe}, {second, third}}) {
+    const v1::Error& error = answers[id][0].error();
+    EXPECT_EQ(error.code(), grpc::StatusCode::ABORTED);
+    EXPECT_TRUE(error.superseded());
+    EXPECT_EQ(error.key().id(), "k");
+    EXPECT_TRUE(
+        absl::StrContains(error.message(), absl::StrCat("request ", by)))
+        << error.message();
+  }
+  EXPECT_TRUE(answers[unsubscribe][0].has_unsubscribed());
+  EXPECT_TRUE(answers[third][0].has_subscribed());
+  EXPECT_EQ(snapshots, 1);
+  // Still subscribed through the last request.
+  resolver_.Set(5, "later");
+  ASSERT_TRUE(Notify(server_->internal_port(), {"k"}).ok());
+  ASSERT_TRUE(s.AwaitUpdate("k", 5));
 }
 
 TEST_F(GatedTest, UnversionedResolverWithNotifyVersionsKeepsUpdating) {

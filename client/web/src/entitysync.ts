@@ -41,7 +41,9 @@
 // subscribed. An error the server sends on its own about a held key (e.g.
 // authorization revoked) is handled alike, but UNAVAILABLE is only reported.
 // Anything else (bad frames, errors answering the secret, exceptions thrown
-// by callbacks) goes to the client's onError.
+// by callbacks) goes to the client's onError. A `superseded` error (a
+// subscribe replaced by a later request for its key before its snapshot)
+// is no failure: the later request's answer counts, and nothing is reported.
 
 export interface EntityKey {
   entity: string;
@@ -335,6 +337,7 @@ export class EntitySyncClient {
         }
         break;
       case 'unsubscribed':
+      case 'authenticated':
         this.take(msg.request_id);
         break;
       case 'error':
@@ -350,6 +353,7 @@ export class EntitySyncClient {
     };
     if (key) err.key = key;
     const p = this.take(msg.request_id);
+    if (msg.superseded === true) return;
     if (p?.kind === 'subscribe') {
       const sub = p.sub!;
       if (!this.current(sub)) return;
