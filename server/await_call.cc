@@ -4,9 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/credentials.h"
 #include "common/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "server/credentials.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
@@ -42,8 +42,8 @@ grpc::ServerUnaryReactor* AwaitCall::Start(grpc::CallbackServerContext* context,
                                                      key.entity(), "'")));
   }
   std::string credentials = ReadAuthorization(*context);
-  if (absl::Status s =
-          CheckCredentialsSize("authorization", credentials, *deps.limits);
+  if (absl::Status s = CheckCredentialsSize("authorization", credentials,
+                                            deps.limits->max_credentials_bytes);
       !s.ok()) {
     return Reject(context, ToGrpcStatus(s));
   }

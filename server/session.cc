@@ -6,10 +6,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/credentials.h"
 #include "common/grpc_status.h"
 #include "common/utf8.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "server/credentials.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
@@ -33,8 +33,9 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
     grpc::CallbackServerContext* context, const SessionDeps& deps) {
   // Checked before the stream counts: the same limit as `authenticate` and
   // Await, so no resolver ever receives more.
-  if (absl::Status s = CheckCredentialsSize(
-          "authorization", ReadAuthorization(*context), *deps.limits);
+  if (absl::Status s =
+          CheckCredentialsSize("authorization", ReadAuthorization(*context),
+                               deps.limits->max_credentials_bytes);
       !s.ok()) {
     return new RejectReactor(ToGrpcStatus(s));
   }
@@ -322,8 +323,8 @@ void Session::HandleUnsubscribe(uint64_t request_id,
 void Session::HandleAuthenticate(uint64_t request_id,
                                  const v1::Authenticate& authenticate) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s =
-          CheckCredentialsSize("secret", authenticate.secret(), *deps_.limits);
+  if (absl::Status s = CheckCredentialsSize(
+          "secret", authenticate.secret(), deps_.limits->max_credentials_bytes);
       !s.ok()) {
     PushErrorLocked(request_id, s, nullptr);
     return;

@@ -106,6 +106,20 @@ void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
                      "the entitysync replica is draining; call again"));
     return;
   }
+  // The answer to the gateway's own `authenticate` (request 0; the keys
+  // are 1..n): taken here, not passed on. A refused secret (e.g. over the
+  // credential limit) ends the call with that error rather than watching
+  // without it.
+  if (response.has_authenticated()) {
+    upstream_->ReadNext();
+    return;
+  }
+  if (response.has_error() && response.error().request_id() == 0 &&
+      !response.error().has_key()) {
+    End(grpc::Status(static_cast<grpc::StatusCode>(response.error().code()),
+                     response.error().message()));
+    return;
+  }
   Send(EncodeGrpcWebMessage(response.SerializeAsString(), format_));
   upstream_waiting_ = true;
 }

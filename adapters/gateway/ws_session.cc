@@ -259,7 +259,11 @@ void WsSession::SendError(uint64_t request_id, const absl::Status& status,
 void WsSession::TrackAnswer(const v1::SubscribeResponse& response) {
   // A refused subscribe (or one the service dropped later, e.g. access
   // revoked) no longer counts; ALREADY_EXISTS means it is still held.
-  if (!response.has_error() || !response.error().has_key()) return;
+  // A superseded subscribe's key is still held through the later request.
+  if (!response.has_error() || !response.error().has_key() ||
+      response.error().superseded()) {
+    return;
+  }
   if (static_cast<absl::StatusCode>(response.error().code()) ==
       absl::StatusCode::kAlreadyExists) {
     return;

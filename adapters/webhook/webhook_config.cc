@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/webhook/webhook_config.pb.h"
+#include "common/credentials.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -18,6 +19,8 @@ namespace {
 
 constexpr uint32_t kMaxTimeoutMs = 10 * 60 * 1000;
 constexpr uint32_t kMaxInFlightLimit = 1000;
+// The replicas' default --max_credentials_bytes.
+constexpr size_t kMaxCredentialsBytes = 4096;
 constexpr uint32_t kMaxPendingKeysLimit = 10000000;
 
 class ErrorCollector : public google::protobuf::io::ErrorCollector {
@@ -235,6 +238,15 @@ absl::StatusOr<EndpointSpec> ToSpec(const Endpoint& endpoint,
             " holds a byte outside printable ASCII (a trailing CR from a "
             "CRLF file?); stream credentials must be printable ASCII"));
       }
+    }
+    // Refused here, with the replica's own message, rather than by every
+    // stream the relay would open.
+    if (absl::Status s = CheckCredentialsSize(
+            absl::StrCat(where, ": credentials_from_env: $",
+                         endpoint.credentials_from_env()),
+            *credentials, kMaxCredentialsBytes);
+        !s.ok()) {
+      return s;
     }
     spec.credentials = *std::move(credentials);
   }

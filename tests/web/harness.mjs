@@ -252,8 +252,10 @@ export class Stack {
     this.gatewayFlags = {};
   }
 
-  static async start({ seed = true, server = [], gateway = {} } = {}) {
+  /** `resolver`: extra flags of `items serve`, e.g. ['--delay_ms=300'] for a slow backend. */
+  static async start({ seed = true, server = [], gateway = {}, resolver = [] } = {}) {
     const stack = new Stack();
+    stack.resolverFlags = resolver;
     try {
       if (seed) await stack.items('seed');
       await stack.startResolver();
@@ -275,7 +277,7 @@ export class Stack {
   /** Starts `items serve`; `listen` defaults to a port of the kernel's choice. */
   async startResolver(listen = this.resolverAddress ?? '127.0.0.1:0') {
     this.resolver = this.spawn('resolver', BINARIES.items,
-      ['serve', `--db=${this.db}`, `--listen=${listen}`]);
+      ['serve', `--db=${this.db}`, `--listen=${listen}`, ...(this.resolverFlags ?? [])]);
     const m = await this.resolver.waitForOutput(/items resolver listening on (\S+)/);
     this.resolverAddress = m[1];
   }

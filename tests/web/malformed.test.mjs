@@ -125,13 +125,30 @@ describe('malformed input and misbehaving clients', { skip: skipWithoutGateway, 
 
   test(`a message over --max_message_bytes=${MAX_MESSAGE_BYTES} closes with 1009`, async () => {
     const big = JSON.stringify({ action: 'subscribe', request_id: 1, body: { entity: 'items', id: 'x'.repeat(MAX_MESSAGE_BYTES + 100) } });
+    // The close frame comes with a reason naming the limit, also for frames
+    // far over it (1 MiB: those used to end in 1006, no close frame) and for
+    // a message whose fragments add up to more than the limit.
+    const tooBig = { code: 1009, reason: `message over ${MAX_MESSAGE_BYTES} bytes, the limit (--max_message_bytes)` };
     const json = await open();
     json.sendText(big);
-    assert.equal((await json.waitClose()).code, 1009);
+    assert.deepEqual(await json.waitClose(), tooBig);
 
     const binary = await open([PROTO_MODE]);
     binary.sendBinary(encodeSubscribeRequest({ request_id: 1, subscribe: { key: key('y'.repeat(MAX_MESSAGE_BYTES + 100)) } }));
-    assert.equal((await binary.waitClose()).code, 1009);
+    assert.deepEqual(await binary.waitClose(), tooBig);
+
+    const hugeText = await open();
+    hugeText.sendText(JSON.stringify({ action: 'subscribe', request_id: 1, body: { entity: 'items', id: 'x'.repeat(1 << 20) } }));
+    assert.deepEqual(await hugeText.waitClose(), tooBig);
+    const hugeBinary = await open([PROTO_MODE]);
+    hugeBinary.sendBinary(Buffer.alloc(1 << 20));
+    assert.deepEqual(await hugeBinary.waitClose(), tooBig);
+
+    const fragmented = await open();
+    const piece = 'x'.repeat(MAX_MESSAGE_BYTES / 2);
+    for (let i = 0; i < 3; i++) fragmented.ws.send(piece, { fin: false });
+    fragmented.ws.send(piece, { fin: true });
+    assert.deepEqual(await fragmented.waitClose(), tooBig);
 
     // Just under the limit is fine: the service answers (its own limit on
     // id bytes, 1024, gives INVALID_ARGUMENT, and the connection stays).

@@ -70,6 +70,8 @@ TEST(WebhookConfigTest, AppliesDefaultsAndResolvesEnvironment) {
 
 TEST(WebhookConfigTest, ErrorsNameTheFieldButNeverTheValue) {
   setenv("WEBHOOK_CONFIG_TEST_BAD", "line\nbreak-secret", 1);
+  // The replicas' credential limit is 4096 bytes.
+  setenv("WEBHOOK_CONFIG_TEST_HUGE", std::string(5000, 'a').c_str(), 1);
   const std::string keys = R"(keys { entity: "items" id: "1" })";
   struct Case {
     std::string text;
@@ -104,6 +106,10 @@ TEST(WebhookConfigTest, ErrorsNameTheFieldButNeverTheValue) {
            {"endpoints { name: \"a\" url: \"http://x\" " + keys +
                 " credentials_from_env: \"WEBHOOK_CONFIG_TEST_BAD\" }",
             "WEBHOOK_CONFIG_TEST_BAD holds a byte outside printable ASCII"},
+           {"endpoints { name: \"a\" url: \"http://x\" " + keys +
+                " credentials_from_env: \"WEBHOOK_CONFIG_TEST_HUGE\" }",
+            "credentials_from_env: $WEBHOOK_CONFIG_TEST_HUGE is 5000 bytes; "
+            "the limit is 4096"},
        }) {
     absl::StatusOr<std::vector<EndpointSpec>> specs =
         ParseWebhookConfig(c.text, "t");

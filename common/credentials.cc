@@ -1,4 +1,4 @@
-#include "server/credentials.h"
+#include "common/credentials.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -12,14 +12,12 @@ std::string ReadAuthorization(const grpc::ServerContextBase& context) {
 }
 
 absl::Status CheckCredentialsSize(absl::string_view what,
-                                  absl::string_view credentials,
-                                  const Limits& limits) {
-  if (credentials.size() <= limits.max_credentials_bytes) {
+                                  absl::string_view credentials, size_t limit) {
+  if (credentials.size() <= limit) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, " is ", credentials.size(), " bytes; the limit is ",
-                   limits.max_credentials_bytes));
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " is ", credentials.size(), " bytes; the limit is ", limit));
 }
 
 }  // namespace entitysync
