@@ -113,6 +113,10 @@ ABSL_FLAG(
 ABSL_FLAG(uint64_t, max_row_bytes, 1 << 20, "Row bytes of one update.");
 ABSL_FLAG(uint64_t, max_id_bytes, 1024, "Bytes of a key's id.");
 ABSL_FLAG(uint64_t, max_entity_bytes, 64, "Bytes of a key's entity.");
+ABSL_FLAG(uint64_t, max_credentials_bytes, 4096,
+          "Bytes of a client's credentials, on every path: the "
+          "`authorization` metadata of Subscribe and Await, `authenticate`, "
+          "and the hosted gateway's requests.");
 ABSL_FLAG(uint64_t, max_notify_changes, 1000, "Changes in one Notify call.");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "host:port serving Prometheus metrics at /metrics; empty serves "
@@ -191,6 +195,7 @@ int Run() {
   limits.max_row_bytes = absl::GetFlag(FLAGS_max_row_bytes);
   limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);
   limits.max_entity_bytes = absl::GetFlag(FLAGS_max_entity_bytes);
+  limits.max_credentials_bytes = absl::GetFlag(FLAGS_max_credentials_bytes);
   limits.max_notify_changes = absl::GetFlag(FLAGS_max_notify_changes);
 
   const std::string bus = absl::GetFlag(FLAGS_bus);

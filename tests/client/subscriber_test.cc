@@ -399,6 +399,47 @@ TEST(SubscriberTest, FinalErrorDropsTheKeyWhileUnavailableIsRetried) {
   EXPECT_TRUE(subscriber->IsConnected());
 }
 
+// The server answers a subscribe that a later request replaced before its
+// snapshot with a `superseded` error: the application asked for nothing
+// wrong, so it hears nothing of it, and the later subscription works.
+TEST(SubscriberTest, SupersededAnswersAreNotReportedAsErrors) {
+  FakeEntitySyncServer server;
+  ASSERT_TRUE(server.ok());
+  uint64_t first_request = 0;  // only touched by the server's handler
+  server.set_handler([&first_request](const v1::SubscribeRequest& request) {
+    std::vector<v1::SubscribeResponse> answer;
+    if (request.has_subscribe() && first_request == 0) {
+      first_request = request.request_id();  // still resolving
+    } else if (request.has_unsubscribe()) {
+      v1::SubscribeResponse superseded =
+          ErrorMessage(first_request, request.unsubscribe().key(), 10);
+      superseded.mutable_error()->set_superseded(true);
+      answer.push_back(superseded);
+      v1::SubscribeResponse unsubscribed;
+      unsubscribed.mutable_unsubscribed()->set_request_id(request.request_id());
+      answer.push_back(unsubscribed);
+    } else if (request.has_subscribe()) {
+      answer.push_back(
+          SubscribedMessage(request.request_id(), request.subscribe().key()));
+      answer.push_back(UpdateMessage("items", "k", 1));
+    }
+    return answer;
+  });
+  Recorder recorder;
+  std::unique_ptr<Subscriber> subscriber =
+      MustCreate(FastOptions({server.target()}, recorder));
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "k"}, recorder.Callback("a")).ok());
+  ASSERT_TRUE(server.WaitForSubscribes(1, kWait));
+  ASSERT_TRUE(subscriber->Unsubscribe({"items", "k"}).ok());
+  ASSERT_TRUE(
+      subscriber->Subscribe({"items", "k"}, recorder.Callback("b")).ok());
+  ASSERT_TRUE(recorder.WaitForUpdates(1));
+  EXPECT_THAT(recorder.updates(), ElementsAre("b:items/k@1"));
+  ASSERT_TRUE(recorder.WaitForEvents(SubscriberEvent::Type::kSubscribed, 1));
+  EXPECT_THAT(recorder.events(SubscriberEvent::Type::kError), IsEmpty());
+}
+
 TEST(SubscriberTest, WildcardDeliversEveryIdWithVersionsPerId) {
   FakeEntitySyncServer server;
   ASSERT_TRUE(server.ok());
