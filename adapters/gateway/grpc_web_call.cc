@@ -110,7 +110,11 @@ void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
   // are 1..n): taken here, not passed on. A refused secret (e.g. over the
   // credential limit) ends the call with that error rather than watching
   // without it.
-  if (response.has_authenticated()) {
+  // A key listed twice in one WatchRequest: the first subscribe is
+  // superseded by the second, whose answer follows; a Watch has no request
+  // ids to answer, so the superseded error is not passed on.
+  if (response.has_authenticated() ||
+      (response.has_error() && response.error().superseded())) {
     upstream_->ReadNext();
     return;
   }

@@ -29,39 +29,73 @@ const answerId = (m) => (['subscribed', 'unsubscribed', 'error', 'authenticated'
   .includes(m?.type) ? m.request_id : undefined);
 const binaryAnswerId = (m) => m[m.kind]?.request_id;
 
-/** A grpc-web+proto Watch with raw fetch: the messages and the final status. */
-async function watch(baseUrl, request, headers = {}) {
+/** Starts a grpc-web+proto Watch with raw fetch. */
+function startWatch(baseUrl, request, headers = {}, signal = AbortSignal.timeout(10000)) {
   const { WatchRequest } = protos();
   const message = Buffer.from(WatchRequest.encode(WatchRequest.fromObject(request)).finish());
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);
-  const res = await fetch(`${baseUrl}/entitysync.v1.EntitySyncWeb/Watch`, {
+  return fetch(`${baseUrl}/entitysync.v1.EntitySyncWeb/Watch`, {
     method: 'POST',
     headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', ...headers },
     body: frame,
-    signal: AbortSignal.timeout(10000),
+    signal,
   });
-  const messages = [];
-  let status = res.headers.get('grpc-status');
-  let statusMessage = res.headers.get('grpc-message');
-  const body = Buffer.from(await res.arrayBuffer());
-  for (let at = 0; at + 5 <= body.length;) {
+}
+
+/** Parses complete grpc-web frames off `body` into `out`; returns the bytes left over. */
+function parseGrpcWebFrames(body, out) {
+  let at = 0;
+  for (; at + 5 <= body.length;) {
     const flags = body[at];
     const length = body.readUInt32BE(at + 1);
+    if (at + 5 + length > body.length) break;
     const payload = body.subarray(at + 5, at + 5 + length);
     at += 5 + length;
     if (flags & 0x80) {
       for (const line of payload.toString('utf8').split('\r\n')) {
         const [name, ...rest] = line.split(':');
-        if (name === 'grpc-status') status = rest.join(':').trim();
-        if (name === 'grpc-message') statusMessage = decodeURIComponent(rest.join(':').trim());
+        if (name === 'grpc-status') out.status = rest.join(':').trim();
+        if (name === 'grpc-message') out.message = decodeURIComponent(rest.join(':').trim());
       }
     } else {
-      messages.push(decodeSubscribeResponse(payload));
+      out.messages.push(decodeSubscribeResponse(payload));
     }
   }
-  return { httpStatus: res.status, messages, status: Number(status), message: statusMessage ?? '' };
+  return body.subarray(at);
+}
+
+/** A grpc-web+proto Watch that ends on its own: the messages and the final status. */
+async function watch(baseUrl, request, headers = {}) {
+  const res = await startWatch(baseUrl, request, headers);
+  const out = { messages: [], status: res.headers.get('grpc-status'), message: res.headers.get('grpc-message') };
+  parseGrpcWebFrames(Buffer.from(await res.arrayBuffer()), out);
+  return { httpStatus: res.status, messages: out.messages, status: Number(out.status), message: out.message ?? '' };
+}
+
+/** The messages of a grpc-web Watch until `done(messages)`, then `settleMs` more; then it is cancelled. */
+async function watchUntil(baseUrl, request, done, settleMs) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 10000);
+  const out = { messages: [] };
+  try {
+    const res = await startWatch(baseUrl, request, {}, abort.signal);
+    let pending = Buffer.alloc(0);
+    let doneAt;
+    for await (const chunk of res.body) {
+      pending = parseGrpcWebFrames(Buffer.concat([pending, chunk]), out);
+      if (doneAt === undefined && done(out.messages)) {
+        doneAt = Date.now();
+        setTimeout(() => abort.abort(), settleMs);
+      }
+    }
+  } catch (e) {
+    if (e.name !== 'AbortError') throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
 }
 
 describe('every request answered once, one credential limit, prompt frames', { skip: skipWithoutGateway, timeout: 120000 }, () => {
@@ -140,6 +174,15 @@ describe('every request answered once, one credential limit, prompt frames', { s
     const frames = ws.all();
     assert.ok(!frames.some((m) => m?.type === 'error'), JSON.stringify(frames));
     assert.equal(frames.filter((m) => m?.id === '100').length, 1, `one snapshot: ${JSON.stringify(frames)}`);
+  });
+
+  test('grpc-web: a key listed twice is watched once, with no superseded error', async () => {
+    const out = await watchUntil(stack.httpUrl, { keys: [{ key: key('102') }, { key: key('102') }] },
+      (messages) => messages.some((m) => m.kind === 'update'), 300);
+    const kinds = out.messages.map((m) => m.kind);
+    assert.deepEqual(kinds.filter((k) => k === 'error'), [], JSON.stringify(out.messages));
+    assert.equal(kinds.filter((k) => k === 'update').length, 1, JSON.stringify(kinds));
+    assert.equal(kinds.filter((k) => k === 'subscribed').length, 1, JSON.stringify(kinds));
   });
 
   test('enveloped: a secret is answered "authenticated" with its request id', async () => {
