@@ -58,6 +58,7 @@ class Replica:
             "rss": processes.rss_bytes(self.pid),
             "cpu": processes.cpu_seconds(self.pid),
             "fds": processes.fd_count(self.pid),
+            "context_switches": processes.context_switches(self.pid),
         }
         if metrics:
             s["metrics"] = processes.scrape_metrics(self.metrics_port)
@@ -79,6 +80,8 @@ class Bench:
         # The loadgen's wait for late deliveries after notifying (--drain).
         self.drain = 1.0
         self._sets = 0
+        # Extra flags for every replica started (bench/ab sets them per arm).
+        self.server_args = []
         self.loadgen_bin = self._binary("bench/loadgen")
         self.server_bin = self._binary("server/entitysync-server")
         self.stream_limit_bin = self._binary("bench/grpc_stream_limit")
@@ -155,7 +158,7 @@ class Bench:
                 "--shutdown_grace=1s", "--goaway_reconnect_within=500ms",
                 # The load generator opens up to 20,000 streams at once.
                 "--stream_rate=0",
-            ])
+            ] + list(self.server_args))
             replicas.append(Replica(child, public, internal, metrics))
         for r in replicas:
             try:
@@ -434,6 +437,8 @@ def _replica_figures(i, ready, marks, end, samples):
     if "start" in marks and "end" in marks:
         a, b = marks["start"][i], marks["end"][i]
         f["cpu_notify_seconds"] = b["cpu"] - a["cpu"]
+        f["context_switches_notify"] = (b["context_switches"]
+                                        - a["context_switches"])
         f["notify_seconds"] = b["t"] - a["t"]
         f["rss_notify_start"] = a["rss"]
         f["rss_notify_end"] = b["rss"]

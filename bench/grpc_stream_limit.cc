@@ -39,6 +39,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -53,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/cq_fanout_server.h"
 #include "bench/direct_target.h"
 #include "bench/json.h"
 #include "bench/load_streams.h"
@@ -74,6 +76,11 @@ ABSL_FLAG(std::string, role, "", "server or client.");
 ABSL_FLAG(std::string, pattern, "stream",
           "stream (write back to back) or fanout (--rate changes per second, "
           "one message per stream per change); the same on both roles.");
+ABSL_FLAG(std::string, server_api, "callback",
+          "server, fanout: callback (the callback API) or cq (completion "
+          "queues polled by --io_threads threads of our own, the replica's "
+          "design).");
+ABSL_FLAG(int, io_threads, 1, "server, --server_api=cq: I/O threads.");
 ABSL_FLAG(double, rate, 100,
           "fanout: changes per second (server: the schedule; client: "
           "reported).");
@@ -286,8 +293,9 @@ class FanoutService final : public grpc::CallbackGenericService {
 };
 
 // The fanout pattern's changes: `rate` per second on an open-loop schedule
-// until `stop`, each serialized once and offered to every open call.
-void Tick(double rate, size_t message_bytes, FanoutRegistry* registry,
+// until `stop`, each serialized once and handed to `offer`.
+void Tick(double rate, size_t message_bytes,
+          const std::function<void(const grpc::ByteBuffer&)>& offer,
           const StopSignal& stop) {
   const absl::Time t0 = absl::Now();
   for (uint64_t k = 1;; ++k) {
@@ -300,11 +308,15 @@ void Tick(double rate, size_t message_bytes, FanoutRegistry* registry,
     const std::string bytes =
         EncodeRow(RowStamp{k, absl::ToUnixNanos(due)}, message_bytes);
     grpc::Slice slice(bytes);
-    const grpc::ByteBuffer message(&slice, 1);
-    for (FanoutReactor* stream : registry->Snapshot()) {
-      stream->Offer(message);
-      stream->Unref();
-    }
+    offer(grpc::ByteBuffer(&slice, 1));
+  }
+}
+
+// Offers a change to every open callback call.
+void OfferToAll(FanoutRegistry* registry, const grpc::ByteBuffer& message) {
+  for (FanoutReactor* stream : registry->Snapshot()) {
+    stream->Offer(message);
+    stream->Unref();
   }
 }
 
@@ -324,6 +336,12 @@ int RunServer(const StopSignal& stop) {
                  static_cast<int>(kRowStampBytes));
     return 2;
   }
+  const std::string api = absl::GetFlag(FLAGS_server_api);
+  if (api != "callback" && (api != "cq" || pattern != "fanout")) {
+    std::fprintf(stderr,
+                 "--server_api is callback, or cq with --pattern=fanout\n");
+    return 2;
+  }
   FloodService flood(static_cast<size_t>(message_bytes));
   // Leaked: calls may end (OnDone) after the server object is gone.
   auto* fanout = new FanoutService;
@@ -331,7 +349,11 @@ int RunServer(const StopSignal& stop) {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_address),
                            grpc::InsecureServerCredentials(), &port);
-  if (pattern == "fanout") {
+  std::unique_ptr<CqFanoutServer> cq_fanout;
+  if (api == "cq") {
+    cq_fanout = std::make_unique<CqFanoutServer>(
+        &builder, absl::GetFlag(FLAGS_io_threads));
+  } else if (pattern == "fanout") {
     builder.RegisterCallbackGenericService(fanout);
   } else {
     builder.RegisterCallbackGenericService(&flood);
@@ -342,18 +364,28 @@ int RunServer(const StopSignal& stop) {
                  absl::GetFlag(FLAGS_address).c_str());
     return 1;
   }
+  if (cq_fanout != nullptr) cq_fanout->Start();
   std::printf("port=%d\n", port);
   std::fflush(stdout);
   if (pattern == "fanout") {
+    std::function<void(const grpc::ByteBuffer&)> offer;
+    if (cq_fanout != nullptr) {
+      offer = [&](const grpc::ByteBuffer& m) { cq_fanout->Offer(m); };
+    } else {
+      offer = [&](const grpc::ByteBuffer& m) {
+        OfferToAll(fanout->registry(), m);
+      };
+    }
     // Returns once stopped; no Snapshot reference outlives it.
     std::thread ticker(Tick, rate, static_cast<size_t>(message_bytes),
-                       fanout->registry(), std::cref(stop));
+                       std::cref(offer), std::cref(stop));
     ticker.join();
   } else {
     stop.stopped().WaitForNotification();
   }
   // Streams never end on their own; cancel them rather than wait.
   server->Shutdown(std::chrono::system_clock::now());
+  if (cq_fanout != nullptr) cq_fanout->Shutdown();
   return 0;
 }
 

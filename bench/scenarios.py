@@ -28,6 +28,10 @@ FULL = {
     # and the steps of its rising-rate search (None: search_max_steps).
     "grpc_fanout_seconds": (1.0, 4.0),
     "grpc_fanout_max_steps": None,
+    # --io_threads of the completion-queue fan-out calibration: one thread
+    # measured cheaper than two on this 2-core machine with the clients
+    # beside it.
+    "grpc_cq_io_threads": 1,
     "nats_rtt_count": 5000,
     "idle_one_per_connection": [1000, 5000, 10000, 19000],
     "idle_shared": [1000, 5000, 10000, 20000],
@@ -88,6 +92,7 @@ SMOKE = dict(FULL, **{
     "grpc_limit_seconds": (0.2, 0.8),
     "grpc_fanout_seconds": (0.2, 0.6),
     "grpc_fanout_max_steps": 1,
+    "grpc_cq_io_threads": 1,
     "nats_rtt_count": 200,
     "idle_one_per_connection": [20],
     "idle_shared": [40],
@@ -155,6 +160,12 @@ STALL_P99_RATIO = 1.2
 SERVER_OUTBOUND_QUEUE_BYTES = 4 * MIB
 # "Behind the offered load": fewer deliveries than this share of it.
 DELIVERED_SHARE = 0.9
+
+# The raw fan-out calibrations by --server_api, and their names in the table.
+FANOUT_CALIBRATION = {"callback": "grpc_fanout_limit",
+                      "cq": "grpc_cq_fanout_limit"}
+FANOUT_API_NAME = {"callback": "callback API",
+                   "cq": "completion queues"}
 
 ORDER = ["idle", "fanout", "manykeys", "crossreplica", "coalescing",
          "resolvemode"]
@@ -259,6 +270,10 @@ def step_figures(run, rate, batch, subscribers_per_change, p99_limit_ms):
         "server_cpu_us_per_delivery":
             cpu * 1e6 / deliveries if deliveries else None,
         "server_cpu_cores": cpu / window if window else None,
+        # Both replicas' threads, over the measured window.
+        "server_context_switches_per_change":
+            sum(x.get("context_switches_notify", 0) for x in reps)
+            / (rate * window) if window and rate else None,
         "client_cpu_seconds": r.get("client_cpu_seconds"),
         "client_cpu_cores": (r.get("client_cpu_seconds_measured", 0) / measured
                              if measured else None),
@@ -352,9 +367,10 @@ def grpc_limit_for(ctx, streams):
                                       - math.log(max(streams, 1))))
 
 
-def grpc_fanout_for(ctx, streams):
-    """The raw gRPC fan-out calibration for this many streams (nearest)."""
-    cal = ctx.calibration.get("grpc_fanout_limit") or []
+def grpc_fanout_for(ctx, streams, api="callback"):
+    """The raw gRPC fan-out calibration for this many streams (nearest), on
+    the callback API or on completion queues (`api` "cq")."""
+    cal = ctx.calibration.get(FANOUT_CALIBRATION[api]) or []
     if not cal:
         return None
     return min(cal, key=lambda c: abs(math.log(max(c["streams"], 1))
@@ -374,17 +390,21 @@ def calibration_used(ctx):
         "grpc_fanout_messages_per_second_by_streams": {
             str(c.get("streams")): c.get("messages_per_second")
             for c in cal.get("grpc_fanout_limit") or []},
+        "grpc_cq_fanout_messages_per_second_by_streams": {
+            str(c.get("streams")): c.get("messages_per_second")
+            for c in cal.get("grpc_cq_fanout_limit") or []},
         "nats_rtt_us": {q: rtt.get(q) for q in ("p50", "p99")},
     }
 
 
 def grpc_fanout_step(bench, size, streams, connections, rate,
-                     servers=FANOUT_REPLICAS):
+                     servers=FANOUT_REPLICAS, api="callback"):
     """One rate of the raw gRPC fan-out: `servers` fresh `grpc_stream_limit
     --pattern=fanout` servers each making `rate` changes/s, each change one
     message to every stream it serves, and a fresh client whose connections
     alternate between them (as the fan-out scenario's between replicas);
-    judged like a fan-out step."""
+    judged like a fan-out step. `api` is the servers' --server_api: callback
+    or cq (completion queues on --io_threads threads)."""
     warmup, duration = size["grpc_fanout_seconds"]
     ready_timeout = 30 + connections / 100
     started, client = [], None
@@ -392,7 +412,9 @@ def grpc_fanout_step(bench, size, streams, connections, rate,
         for i in range(servers):
             started.append(bench.children.start(f"grpc_fanout-server{i}", [
                 bench.stream_limit_bin, "--role=server", "--pattern=fanout",
-                f"--rate={rate:g}", "--address=127.0.0.1:0"],
+                f"--rate={rate:g}", "--address=127.0.0.1:0",
+                f"--server_api={api}",
+                f"--io_threads={size['grpc_cq_io_threads']}"],
                 capture_stdout=True))
         targets = ",".join(
             "127.0.0.1:" + srv.wait_for_line("port=", 20).split("=", 1)[1]
@@ -439,6 +461,7 @@ def grpc_fanout_step(bench, size, streams, connections, rate,
         "client_cpu_cores": (result.get("client_cpu_seconds", 0) / measured
                              if measured else None),
         "failed_streams": result.get("failed_streams", 0),
+        "server_api": api,
     }
     why = []
     if lat["count"] == 0:
@@ -454,7 +477,7 @@ def grpc_fanout_step(bench, size, streams, connections, rate,
     f["ok"] = not why
     f["why_not"] = why
     f["raw"] = result
-    log(f"  raw fan-out, {streams} streams at {rate:g}/s: "
+    log(f"  raw {api} fan-out, {streams} streams at {rate:g}/s: "
         f"{fmt_rate(f['messages_per_second'])} msg/s "
         f"(+{fmt_rate(max(reflected - f['messages_per_second'], 0))} "
         f"superseded) of {fmt_rate(offered)} offered, p50 "
@@ -463,7 +486,7 @@ def grpc_fanout_step(bench, size, streams, connections, rate,
     return f
 
 
-def grpc_fanout_limit(ctx, streams):
+def grpc_fanout_limit(ctx, streams, api="callback"):
     """The raw gRPC fan-out limit for `streams` subscribers, one connection
     each: the fan-out scenario's rising-rate search and p99 criterion."""
     size = ctx.size
@@ -471,9 +494,11 @@ def grpc_fanout_limit(ctx, streams):
     if size.get("grpc_fanout_max_steps"):
         search["search_max_steps"] = size["grpc_fanout_max_steps"]
     steps, best = rising_rate(
-        lambda rate: grpc_fanout_step(ctx.bench, size, streams, streams, rate),
+        lambda rate: grpc_fanout_step(ctx.bench, size, streams, streams, rate,
+                                      api=api),
         size["fanout_start_deliveries"] / streams, search)
     return {
+        "server_api": api,
         "streams": streams,
         "connections": streams,
         "servers": FANOUT_REPLICAS,
@@ -521,9 +546,12 @@ def calibration(ctx):
     # calibration failure.
     ctx.calibration = {"grpc_stream_limit": limits}
     fanouts = []
-    ctx.calibration["grpc_fanout_limit"] = fanouts
-    for streams in size["fanout_subscribers"]:
-        fanouts.append(grpc_fanout_limit(ctx, streams))
+    for api, key in FANOUT_CALIBRATION.items():
+        ctx.calibration[key] = []
+        for streams in size["fanout_subscribers"]:
+            c = grpc_fanout_limit(ctx, streams, api)
+            ctx.calibration[key].append(c)
+            fanouts.append(c)
     rtt = bench.finish_loadgen(bench.children.start("nats_rtt", [
         bench.nats_rtt_bin, f"--nats_url={bench.nats_url}",
         f"--count={size['nats_rtt_count']}", "--payload_bytes=150"],
@@ -539,7 +567,8 @@ def calibration(ctx):
     for c in fanouts:
         cpu = c["server_cpu_us_per_message"]
         rows.append(row(
-            f"raw gRPC fan-out, {c['streams']:,} streams on "
+            f"raw gRPC fan-out ({FANOUT_API_NAME[c['server_api']]}), "
+            f"{c['streams']:,} streams on "
             f"{c['connections']:,} connections to {c['servers']} servers, one "
             "message per stream per change: messages/s with p99 <= "
             f"{FANOUT_P99_MS:g} ms (change rate); server CPU per message",
@@ -731,6 +760,11 @@ def fanout(ctx):
         raw_mps = raw["messages_per_second"] if raw else None
         raw_cpu = raw["server_cpu_us_per_message"] if raw else None
         raw_ratio = best_dps / raw_mps if best and raw_mps else None
+        # The best raw gRPC does here: the completion-queue fan-out.
+        cq = grpc_fanout_for(ctx, subs, "cq")
+        cq_mps = cq["messages_per_second"] if cq else None
+        cq_cpu = cq["server_cpu_us_per_message"] if cq else None
+        cq_ratio = best_dps / cq_mps if best and cq_mps else None
         entry = {
             "subscribers": subs,
             "best_rate": best["rate"] if best else None,
@@ -749,6 +783,15 @@ def fanout(ctx):
             "grpc_fanout_p99_ms": raw["p99_ms"] if raw else None,
             "grpc_fanout_server_cpu_us_per_message": raw_cpu,
             "ratio_to_grpc_fanout_limit": raw_ratio,
+            "grpc_cq_fanout_limit_messages_per_second": cq_mps,
+            "grpc_cq_fanout_best_rate": cq["best_rate"] if cq else None,
+            "grpc_cq_fanout_p99_ms": cq["p99_ms"] if cq else None,
+            "grpc_cq_fanout_server_cpu_us_per_message": cq_cpu,
+            "ratio_to_grpc_cq_fanout_limit": cq_ratio,
+            "cpu_ratio_to_grpc_cq_fanout":
+                best["server_cpu_us_per_delivery"] / cq_cpu
+                if best and best["server_cpu_us_per_delivery"] and cq_cpu
+                else None,
             # (offered messages/s, p99 ms) of the raw fan-out's steps, for
             # the plot.
             "grpc_fanout_points": [
@@ -776,6 +819,8 @@ def fanout(ctx):
                       if best and cpu and cal
                       and cal.get("server_cpu_us_per_message") else "")
                    + _raw_fanout_ratio_text(raw_ratio, raw_mps, cpu, raw_cpu)
+                   + _raw_fanout_ratio_text(cq_ratio, cq_mps, cpu, cq_cpu,
+                                            "completion-queue")
                    ).lstrip("; "),
             target=f">= {FANOUT_VS_GRPC:.0%} of raw gRPC",
             met=(ratio >= FANOUT_VS_GRPC) if ratio is not None else False))
@@ -812,14 +857,15 @@ def fanout(ctx):
         "entitysync logic: one sendmsg and one completion per delivery."]}
 
 
-def _raw_fanout_ratio_text(ratio, raw_mps, cpu, raw_cpu):
-    """The fan-out row's ratio to the raw gRPC fan-out, after the streaming
-    ratio."""
+def _raw_fanout_ratio_text(ratio, raw_mps, cpu, raw_cpu, api="callback"):
+    """The fan-out row's ratio to a raw gRPC fan-out (`api`: callback or
+    completion-queue), after the streaming ratio."""
     if ratio is None:
         return ""
-    text = f"; {fmt_ratio(ratio)} of raw gRPC fan-out ({fmt_rate(raw_mps)}/s)"
+    text = (f"; {fmt_ratio(ratio)} of raw {api} gRPC fan-out "
+            f"({fmt_rate(raw_mps)}/s)")
     if cpu and raw_cpu:
-        text += f", CPU per delivery {cpu / raw_cpu:.1f}x raw fan-out's"
+        text += f", CPU per delivery {cpu / raw_cpu:.2f}x its per message"
     return text
 
 

@@ -13,7 +13,7 @@
 #include "server/hub.h"
 #include "server/internal_auth.h"
 #include "server/resolve_scheduler.h"
-#include "server/session_registry.h"
+#include "server/session/session_registry.h"
 
 namespace entitysync {
 

@@ -63,6 +63,10 @@ ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
           "Clients may send keepalive pings at most this often.");
 ABSL_FLAG(int, max_concurrent_streams, 100,
           "Concurrent streams per HTTP/2 connection.");
+ABSL_FLAG(int, io_threads, 0,
+          "I/O threads of the public port, each polling its own completion "
+          "queue; a Subscribe stream lives on the thread that accepted it. "
+          "0: one per core.");
 ABSL_FLAG(int, executor_threads, 2,
           "Threads for resolve batching and retries.");
 ABSL_FLAG(uint64_t, max_streams, 100000, "Streams per replica.");
@@ -169,6 +173,7 @@ int Run() {
   options.public_address = absl::GetFlag(FLAGS_public_address);
   options.internal_address = absl::GetFlag(FLAGS_internal_address);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  options.io_threads = absl::GetFlag(FLAGS_io_threads);
   options.goaway_reconnect_within =
       absl::GetFlag(FLAGS_goaway_reconnect_within);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);

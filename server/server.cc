@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -136,7 +137,7 @@ absl::Status EntitySyncServer::Init() {
   await_deps.hub = hub_.get();
   await_deps.scheduler = scheduler_.get();
   await_deps.registry = awaits_.get();
-  subscribe_service_ = std::make_unique<SubscribeService>(deps, await_deps);
+  auto subscribe_service = std::make_unique<SubscribeService>(deps, await_deps);
   cluster_ = std::make_unique<ClusterOnceResolver>(
       &table_, options_.limits.max_row_bytes,
       [this](const std::string& entity, absl::Time started, bool ok) {
@@ -191,12 +192,20 @@ absl::Status EntitySyncServer::Init() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
-    builder.RegisterService(subscribe_service_.get());
+    builder.RegisterService(subscribe_service.get());
+    const int io_threads = options_.io_threads > 0
+                               ? options_.io_threads
+                               : static_cast<int>(std::max(
+                                     1u, std::thread::hardware_concurrency()));
+    io_threads_ = std::make_unique<IoThreads>(&builder, io_threads);
     public_server_ = builder.BuildAndStart();
     if (!public_server_ || public_port_ == 0) {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options_.public_address, " (public)"));
     }
+    subscribe_service->Listen(io_threads_.get());
+    io_threads_->Start();
+    subscribe_service_ = std::move(subscribe_service);
   }
   {
     grpc::ServerBuilder builder;
@@ -314,6 +323,8 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
   for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
     if (server != nullptr) server->Shutdown(absl::ToChronoTime(deadline));
   }
+  // After the server: its calls are cancelled and completed on these threads.
+  if (io_threads_) io_threads_->Shutdown();
   if (bus_) bus_->Stop();
   dispatcher_.reset();
   if (reauthorizer_) reauthorizer_->Shutdown(calls);

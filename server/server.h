@@ -29,7 +29,8 @@
 #include "server/reauthorizer.h"
 #include "server/resolve_scheduler.h"
 #include "server/server_counters.h"
-#include "server/session_registry.h"
+#include "server/session/session_registry.h"
+#include "server/transport/grpc/io_threads.h"
 #include "server/version_clock.h"
 
 namespace entitysync {
@@ -50,6 +51,10 @@ struct ServerOptions {
   // Null: the in-process bus.
   std::unique_ptr<Bus> bus;
   int executor_threads = 2;
+  // I/O threads of the public port, each polling its own completion queue
+  // (Subscribe streams live on the thread that accepted them). 0: one per
+  // core.
+  int io_threads = 0;
   SchedulerOptions scheduler;
   // Every subscription's authorization is asked again this often (reason
   // REAUTHORIZE); a denial revokes it. Zero: never.
@@ -138,6 +143,9 @@ class EntitySyncServer {
   VersionClock clock_;
   std::unique_ptr<Bus> bus_;
   std::unique_ptr<BusInterest> interest_;
+  // Before the hub and the sessions it holds: sessions post to these
+  // threads until they are destroyed.
+  std::unique_ptr<IoThreads> io_threads_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ResolveScheduler> scheduler_;

@@ -1,25 +1,28 @@
-// Session: one client's Subscribe stream (a gRPC callback reactor).
+// Session: one client's subscription stream, whatever carries it (the
+// session core; a transport feeds it requests and writes what it hands out).
 //
 // It owns the stream's state: credentials, subscriptions with the last
-// version delivered for each, and the bounded OutboundQueue. It parses client
-// messages, answers each request (subscribed / unsubscribed / error /
-// passthrough_reply / authenticated) and writes updates handed to it by the
-// scheduler. Every request is answered exactly once while the stream is open;
-// a subscribe replaced before its snapshot by a later request for the same
-// key is answered with a `superseded` ABORTED error.
+// version delivered for each, and the bounded OutboundQueue. It answers each
+// request (subscribed / unsubscribed / error / passthrough_reply /
+// authenticated) and queues updates handed to it by the scheduler. Every
+// request is answered exactly once while the stream is open; a subscribe
+// replaced before its snapshot by a later request for the same key is
+// answered with a `superseded` ABORTED error.
 //
-// Lifetime: created as a shared_ptr that keeps itself alive until OnDone, so
-// the hub and pending resolver callbacks may hold references; after OnDone
-// they find it finished and drop what they deliver.
+// Lifetime: a shared_ptr; its transport holds it until OnDone, and the hub
+// and pending resolver callbacks may hold it longer; after OnDone they find
+// it finished and drop what they deliver.
 //
-// Threading: reactions run on gRPC threads, Deliver on scheduler threads. All
-// state is guarded by mu_; the stream (StartWrite, Finish, TryCancel) is
-// touched with no lock held. One read and one write are in flight at most;
-// Finish is called exactly once, never with a write outstanding. Lock order:
-// Session::mu_ before hub shard locks; nothing calls into a session while
-// holding a hub or scheduler lock.
-#ifndef ENTITYSYNC_SERVER_SESSION_H_
-#define ENTITYSYNC_SERVER_SESSION_H_
+// Threading: the transport calls OnRequest, OnWriteDone, OnCancel and OnDone
+// on its executor (SessionExecutor), and the session calls the transport
+// (Write, Finish, CancelWrite) only there, with no lock held. Deliver, GoAway,
+// Close and resolver callbacks run on any thread: they queue under mu_ and
+// wake the executor (one posted task at a time per session). One write is in
+// flight at most; Finish is called exactly once, never with a write
+// outstanding. Lock order: Session::mu_ before hub shard locks; nothing
+// calls into a session while holding a hub or scheduler lock.
+#ifndef ENTITYSYNC_SERVER_SESSION_SESSION_H_
+#define ENTITYSYNC_SERVER_SESSION_SESSION_H_
 
 #include <memory>
 #include <optional>
@@ -31,9 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "entitysync/v1/entitysync.pb.h"
-#include "grpcpp/server_context.h"
-#include "grpcpp/support/byte_buffer.h"
-#include "grpcpp/support/server_callback.h"
+#include "grpcpp/support/status.h"
 #include "server/entity_table.h"
 #include "server/hub.h"
 #include "server/limits.h"
@@ -41,7 +42,8 @@
 #include "server/resolve_scheduler.h"
 #include "server/resolver_client.h"
 #include "server/server_counters.h"
-#include "server/session_registry.h"
+#include "server/session/session_registry.h"
+#include "server/session/session_transport.h"
 
 namespace entitysync {
 
@@ -56,19 +58,34 @@ struct SessionDeps {
   ServerCounters* counters = nullptr;        // null: not counted
 };
 
-class Session
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
-      public Subscriber,
-      public std::enable_shared_from_this<Session> {
+class Session : public Subscriber,
+                public std::enable_shared_from_this<Session> {
  public:
-  // Returns the reactor for a new stream (one that finishes at once with
-  // RESOURCE_EXHAUSTED when the replica is at its stream limit).
-  static grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Start(
-      grpc::CallbackServerContext* context, const SessionDeps& deps);
+  // A new stream with `credentials` (the transport's `authorization`), or
+  // the error that refuses it: credentials over the limit (checked before
+  // the stream counts, so no resolver ever receives more), the stream limit,
+  // the new-stream rate, or draining.
+  static absl::StatusOr<std::shared_ptr<Session>> Open(
+      const SessionDeps& deps, SessionExecutor* executor,
+      SessionTransport* transport, std::string credentials);
 
-  Session(grpc::CallbackServerContext* context, const SessionDeps& deps);
+  Session(const SessionDeps& deps, SessionExecutor* executor,
+          SessionTransport* transport, std::string credentials);
   ~Session() override;
 
+  // From the transport, on the executor.
+  void OnRequest(const v1::SubscribeRequest& request);
+  // A message that is not a SubscribeRequest.
+  void OnMalformedRequest();
+  void OnWriteDone(bool ok);
+  // The client went away or the stream was cancelled.
+  void OnCancel();
+  // The stream is over; the transport is not called again.
+  void OnDone();
+  // No more requests are read once the session closes.
+  bool closing() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // From any thread.
   void Deliver(const OutboundMessage& msg) override;
   // Tells the client to reconnect elsewhere within `reconnect_within`
   // (draining); the stream stays open until the client goes.
@@ -95,11 +112,6 @@ class Session
     uint64_t last_version = 0;
     std::unique_ptr<Held> held;  // only while pending and something arrived
   };
-
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnCancel() override;
-  void OnDone() override;
 
   void HandleRequest(const v1::SubscribeRequest& request);
   void HandleSubscribe(uint64_t request_id, const v1::Subscribe& subscribe);
@@ -139,21 +151,21 @@ class Session
   // CloseLocked for a client that does not keep up, counted as such.
   void CloseSlowLocked(const grpc::Status& status, bool cancel_write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts the next write, or Finish when closing; call with no lock held.
+  // Starts the next write, or Finish when closing: on the executor, with no
+  // lock held.
   void Pump();
+  // Pump now when on the executor, else once soon (one task at a time).
+  void Wake();
 
   // Const after construction.
-  grpc::CallbackServerContext* const context_;
   const SessionDeps deps_;
+  SessionExecutor* const executor_;
 
-  // Kept until OnDone so the reactor outlives gRPC's use of it.
-  std::shared_ptr<Session> self_;
-  // Only the reaction thread touches the read buffer.
-  grpc::ByteBuffer read_buffer_;
-  // Only the thread that set write_in_flight_ touches it until OnWriteDone.
-  grpc::ByteBuffer write_buffer_;
-
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  // Null after OnDone. Set and cleared on the executor; called only there.
+  SessionTransport* transport_ ABSL_GUARDED_BY(mu_);
+  // A Pump task is posted to the executor and has not run yet.
+  bool wake_posted_ ABSL_GUARDED_BY(mu_) = false;
   // Shared with the hub's entries for this stream's subscriptions; replaced
   // (never mutated) when the client authenticates again.
   std::shared_ptr<const std::string> credentials_ ABSL_GUARDED_BY(mu_);
@@ -167,9 +179,6 @@ class Session
   grpc::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
-  // TryCancel calls running without the lock; Finish waits for them (the
-  // context is freed once the call is done).
-  int stream_ops_ ABSL_GUARDED_BY(mu_) = 0;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   size_t passthrough_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_tokens_ ABSL_GUARDED_BY(mu_);
@@ -178,4 +187,4 @@ class Session
 
 }  // namespace entitysync
 
-#endif  // ENTITYSYNC_SERVER_SESSION_H_
+#endif  // ENTITYSYNC_SERVER_SESSION_SESSION_H_

@@ -1,10 +1,10 @@
-#include "server/session_registry.h"
+#include "server/session/session_registry.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/session.h"
+#include "server/session/session.h"
 
 namespace entitysync {
 

@@ -1,4 +1,4 @@
-#include "server/session.h"
+#include "server/session/session.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,20 +8,12 @@
 #include "absl/time/clock.h"
 #include "common/credentials.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "common/utf8.h"
-#include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/entity_key.h"
 
 namespace entitysync {
 namespace {
-
-// Finishes at once: the replica is at its stream limit.
-class RejectReactor
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  explicit RejectReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
 
 OutboundMessage Control(const v1::SubscribeResponse& response) {
   return EncodeOutbound(response, OutboundMessage::Kind::kControl);
@@ -29,52 +21,39 @@ OutboundMessage Control(const v1::SubscribeResponse& response) {
 
 }  // namespace
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session::Start(
-    grpc::CallbackServerContext* context, const SessionDeps& deps) {
-  // Checked before the stream counts: the same limit as `authenticate` and
-  // Await, so no resolver ever receives more.
-  if (absl::Status s =
-          CheckCredentialsSize("authorization", ReadAuthorization(*context),
-                               deps.limits->max_credentials_bytes);
-      !s.ok()) {
-    return new RejectReactor(ToGrpcStatus(s));
-  }
-  auto session = std::make_shared<Session>(context, deps);
+absl::StatusOr<std::shared_ptr<Session>> Session::Open(
+    const SessionDeps& deps, SessionExecutor* executor,
+    SessionTransport* transport, std::string credentials) {
+  RETURN_IF_ERROR(CheckCredentialsSize("authorization", credentials,
+                                       deps.limits->max_credentials_bytes));
+  auto session = std::make_shared<Session>(deps, executor, transport,
+                                           std::move(credentials));
   if (grpc::Status status = deps.registry->TryAdd(session); !status.ok()) {
-    return new RejectReactor(std::move(status));
+    return FromGrpcStatus(status);
   }
-  session->self_ = session;
-  // Clients know the stream is up without waiting for the first update.
-  session->StartSendInitialMetadata();
-  session->StartRead(&session->read_buffer_);
-  return session.get();
+  return session;
 }
 
-Session::Session(grpc::CallbackServerContext* context, const SessionDeps& deps)
-    : context_(context),
-      deps_(deps),
+Session::Session(const SessionDeps& deps, SessionExecutor* executor,
+                 SessionTransport* transport, std::string credentials)
+    : deps_(deps),
+      executor_(executor),
+      transport_(transport),
+      credentials_(std::make_shared<const std::string>(std::move(credentials))),
       queue_(deps.limits->max_outbound_queue_bytes),
       rate_tokens_(
           static_cast<double>(deps.limits->max_subscriptions_per_stream)),
-      rate_refilled_(absl::Now()) {
-  credentials_ =
-      std::make_shared<const std::string>(ReadAuthorization(*context));
-}
+      rate_refilled_(absl::Now()) {}
 
 Session::~Session() = default;
 
-void Session::OnReadDone(bool ok) {
-  if (!ok) {
-    // Half-close keeps the stream (and its subscriptions) alive: a client may
-    // send its subscriptions and then only listen. Cancellation arrives
-    // through OnCancel.
-    return;
-  }
-  v1::SubscribeRequest request;
-  grpc::Status parsed =
-      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(
-          &read_buffer_, &request);
-  if (!parsed.ok()) {
+void Session::OnRequest(const v1::SubscribeRequest& request) {
+  HandleRequest(request);
+  Pump();
+}
+
+void Session::OnMalformedRequest() {
+  {
     absl::MutexLock lock(&mu_);
     PushErrorLocked(
         0,
@@ -82,16 +61,13 @@ void Session::OnReadDone(bool ok) {
             "malformed SubscribeRequest (not a valid protobuf, or a "
             "string field is not UTF-8)"),
         nullptr);
-  } else {
-    HandleRequest(request);
   }
   Pump();
-  bool closing;
-  {
-    absl::MutexLock lock(&mu_);
-    closing = closing_;
-  }
-  if (!closing) StartRead(&read_buffer_);
+}
+
+bool Session::closing() const {
+  absl::MutexLock lock(&mu_);
+  return closing_;
 }
 
 void Session::HandleRequest(const v1::SubscribeRequest& request) {
@@ -198,7 +174,7 @@ void Session::HandleSubscribe(uint64_t request_id,
        subscribe](absl::StatusOr<Snapshot> snapshot) {
         self->OnSnapshot(key_string, generation, request_id, subscribe,
                          std::move(snapshot));
-        self->Pump();
+        self->Wake();
       });
 }
 
@@ -394,7 +370,7 @@ void Session::HandlePassthrough(uint64_t request_id,
             self->PushLocked(Control(reply));
           }
         }
-        self->Pump();
+        self->Wake();
       });
 }
 
@@ -450,7 +426,7 @@ void Session::Deliver(const OutboundMessage& msg) {
     }
   }
   if (revoked) ForgetIfUnused(revoked_key);
-  Pump();
+  Wake();
 }
 
 void Session::HoldLocked(Subscription& sub, const OutboundMessage& msg) {
@@ -546,7 +522,7 @@ void Session::GoAway(absl::Duration reconnect_within) {
         static_cast<uint32_t>(absl::ToInt64Milliseconds(reconnect_within)));
     PushLocked(Control(response));
   }
-  Pump();
+  Wake();
 }
 
 void Session::Close(const grpc::Status& status, bool cancel_write) {
@@ -554,7 +530,7 @@ void Session::Close(const grpc::Status& status, bool cancel_write) {
     absl::MutexLock lock(&mu_);
     CloseLocked(status, cancel_write);
   }
-  Pump();
+  Wake();
 }
 
 void Session::CloseLocked(const grpc::Status& status, bool cancel_write) {
@@ -565,47 +541,59 @@ void Session::CloseLocked(const grpc::Status& status, bool cancel_write) {
   if (cancel_write && write_in_flight_) cancel_requested_ = true;
 }
 
-void Session::Pump() {
-  bool cancel = false;
+void Session::Wake() {
+  if (executor_->IsCurrent()) {
+    Pump();
+    return;
+  }
   {
     absl::MutexLock lock(&mu_);
-    if (finish_called_) return;
-    if (cancel_requested_) {
-      cancel_requested_ = false;
-      cancel = true;
-      ++stream_ops_;
+    if (wake_posted_ || done_) return;
+    wake_posted_ = true;
+  }
+  executor_->Post([self = shared_from_this()] {
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->wake_posted_ = false;
     }
-  }
-  if (cancel) {
-    // The stuck write fails; OnWriteDone then lets Finish run.
-    context_->TryCancel();
-    absl::MutexLock lock(&mu_);
-    --stream_ops_;
-  }
+    self->Pump();
+  });
+}
+
+void Session::Pump() {
+  SessionTransport* transport;
+  bool cancel = false;
   bool finish = false;
   grpc::Status finish_status;
-  bool write = false;
+  std::optional<OutboundMessage> write;
   {
     absl::MutexLock lock(&mu_);
-    if (finish_called_ || write_in_flight_ || stream_ops_ > 0) return;
-    if (closing_) {
-      finish_called_ = true;
-      finish = true;
-      finish_status = close_status_;
-    } else if (std::optional<OutboundMessage> next = queue_.Pop()) {
-      if (next->kind == OutboundMessage::Kind::kUpdate &&
-          deps_.counters != nullptr) {
-        Bump(deps_.counters->updates_delivered);
+    transport = transport_;
+    if (transport == nullptr || finish_called_) return;
+    if (cancel_requested_) {
+      cancel_requested_ = false;
+      cancel = write_in_flight_;
+    }
+    if (!write_in_flight_) {
+      if (closing_) {
+        finish_called_ = true;
+        finish = true;
+        finish_status = close_status_;
+      } else if ((write = queue_.Pop())) {
+        if (write->kind == OutboundMessage::Kind::kUpdate &&
+            deps_.counters != nullptr) {
+          Bump(deps_.counters->updates_delivered);
+        }
+        write_in_flight_ = true;
+        write_started_ = absl::Now();
       }
-      write_buffer_ = std::move(next->bytes);
-      write_in_flight_ = true;
-      write_started_ = absl::Now();
-      write = true;
     }
   }
-  // The stream is touched with no lock held.
-  if (finish) Finish(finish_status);
-  if (write) StartWrite(&write_buffer_);
+  // The stream is touched with no lock held. A cancelled write fails;
+  // OnWriteDone then lets Finish run.
+  if (cancel) transport->CancelWrite();
+  if (finish) transport->Finish(finish_status);
+  if (write) transport->Write(*std::move(write));
 }
 
 void Session::OnWriteDone(bool ok) {
@@ -638,6 +626,7 @@ void Session::OnDone() {
   {
     absl::MutexLock lock(&mu_);
     done_ = true;
+    transport_ = nullptr;
     keys.reserve(subscriptions_.size());
     for (const auto& [key_string, sub] : subscriptions_) {
       keys.push_back(KeyOfKeyString(key_string));
@@ -648,8 +637,6 @@ void Session::OnDone() {
   }
   for (const v1::EntityKey& key : keys) ForgetIfUnused(key);
   deps_.registry->Remove(this);
-  // May destroy this session; nothing may touch it afterwards.
-  std::shared_ptr<Session> self = std::move(self_);
 }
 
 }  // namespace entitysync

@@ -4,8 +4,8 @@
 // sessions add and remove themselves. Thread-safe; sessions are called with no
 // registry lock held. New streams are also rate limited here (a token
 // bucket on a monotonic clock).
-#ifndef ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
-#define ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
+#ifndef ENTITYSYNC_SERVER_SESSION_SESSION_REGISTRY_H_
+#define ENTITYSYNC_SERVER_SESSION_SESSION_REGISTRY_H_
 
 #include <chrono>
 #include <functional>
@@ -57,4 +57,4 @@ class SessionRegistry {
 
 }  // namespace entitysync
 
-#endif  // ENTITYSYNC_SERVER_SESSION_REGISTRY_H_
+#endif  // ENTITYSYNC_SERVER_SESSION_SESSION_REGISTRY_H_
