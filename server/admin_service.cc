@@ -17,16 +17,28 @@ AdminService::AdminService(std::string replica, const Hub* hub,
       bus_(bus),
       auth_(auth) {}
 
-grpc::ServerUnaryReactor* AdminService::Stats(
-    grpc::CallbackServerContext* context, const v1::StatsRequest* request,
-    v1::StatsResponse* response) {
+void AdminService::Listen(IoThreads* threads) {
+  for (size_t i = 0; i < threads->size(); ++i) {
+    auto method = std::make_unique<Call::Method>();
+    method->request = [this](auto&&... args) {
+      RequestStats(std::forward<decltype(args)>(args)...);
+    };
+    method->handle = [this](Call* call) { Stats(call); };
+    method->thread = &threads->at(i);
+    Call::Listen(method.get());
+    methods_.push_back(std::move(method));
+  }
+}
+
+void AdminService::Stats(Call* call) {
   if (auth_ != nullptr) {
-    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
-      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-      reactor->Finish(s);
-      return reactor;
+    if (grpc::Status s = auth_->Check(call->context()); !s.ok()) {
+      call->Finish(s);
+      return;
     }
   }
+  const v1::StatsRequest* request = &call->request();
+  v1::StatsResponse* response = call->response();
   const size_t top = request->top_keys() == 0
                          ? 10
                          : std::min<size_t>(request->top_keys(), 1000);
@@ -70,9 +82,7 @@ grpc::ServerUnaryReactor* AdminService::Stats(
   response->set_updates_published(stats.updates_published);
   response->set_unchanged_skipped(stats.unchanged_skipped);
   response->set_notices_without_subscribers(stats.notices_without_subscribers);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  call->Finish(grpc::Status::OK);
 }
 
 }  // namespace entitysync

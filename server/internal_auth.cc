@@ -65,8 +65,7 @@ absl::StatusOr<InternalAuth> InternalAuth::FromFile(const std::string& path) {
   return InternalAuth(std::move(token));
 }
 
-grpc::Status InternalAuth::Check(
-    const grpc::CallbackServerContext& context) const {
+grpc::Status InternalAuth::Check(const grpc::ServerContextBase& context) const {
   if (!enabled()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find(kAuthorization);

@@ -32,7 +32,7 @@ class InternalAuth {
   bool enabled() const { return !token_.empty(); }
 
   // OK, or UNAUTHENTICATED saying what is missing (not what was expected).
-  grpc::Status Check(const grpc::CallbackServerContext& context) const;
+  grpc::Status Check(const grpc::ServerContextBase& context) const;
   grpc::Status Check(absl::string_view authorization, bool present) const;
 
  private:

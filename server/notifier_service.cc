@@ -84,20 +84,31 @@ NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
       cluster_(cluster),
       auth_(auth) {}
 
-grpc::ServerUnaryReactor* NotifierService::Notify(
-    grpc::CallbackServerContext* context, const v1::NotifyRequest* request,
-    v1::NotifyResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+void NotifierService::Listen(IoThreads* threads) {
+  for (size_t i = 0; i < threads->size(); ++i) {
+    auto method = std::make_unique<Call::Method>();
+    method->request = [this](auto&&... args) {
+      RequestNotify(std::forward<decltype(args)>(args)...);
+    };
+    method->handle = [this](Call* call) { Handle(call); };
+    method->thread = &threads->at(i);
+    Call::Listen(method.get());
+    methods_.push_back(std::move(method));
+  }
+}
+
+void NotifierService::Handle(Call* call) {
+  const v1::NotifyRequest* request = &call->request();
   const absl::Time started = absl::Now();
   if (auth_ != nullptr) {
-    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
-      reactor->Finish(s);
-      return reactor;
+    if (grpc::Status s = auth_->Check(call->context()); !s.ok()) {
+      call->Finish(s);
+      return;
     }
   }
   if (absl::Status s = ValidateNotify(*request, *limits_, *table_); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
+    call->Finish(ToGrpcStatus(s));
+    return;
   }
   const int64_t now = absl::ToUnixNanos(absl::Now());
   std::vector<v1::Notice> notices;
@@ -116,28 +127,25 @@ grpc::ServerUnaryReactor* NotifierService::Notify(
     }
   }
   if (to_resolve.empty()) {
-    Publish(reactor, response, notices, request->local_only(), started);
-    return reactor;
+    Publish(call, notices, request->local_only(), started);
+    return;
   }
   std::vector<v1::Notice> resolving;
   resolving.reserve(to_resolve.size());
   for (size_t i : to_resolve) resolving.push_back(notices[i]);
-  cluster_->Resolve(std::move(resolving),
-                    [this, reactor, response, plain = std::move(notices),
-                     to_resolve = std::move(to_resolve),
-                     started](std::vector<v1::Notice> resolved) {
-                      std::vector<v1::Notice> notices = plain;
-                      for (size_t j = 0; j < to_resolve.size(); ++j) {
-                        notices[to_resolve[j]] = std::move(resolved[j]);
-                      }
-                      Publish(reactor, response, notices, /*local_only=*/false,
-                              started, &plain);
-                    });
-  return reactor;
+  cluster_->Resolve(
+      std::move(resolving), [this, call, plain = std::move(notices),
+                             to_resolve = std::move(to_resolve),
+                             started](std::vector<v1::Notice> resolved) {
+        std::vector<v1::Notice> notices = plain;
+        for (size_t j = 0; j < to_resolve.size(); ++j) {
+          notices[to_resolve[j]] = std::move(resolved[j]);
+        }
+        Publish(call, notices, /*local_only=*/false, started, &plain);
+      });
 }
 
-void NotifierService::Publish(grpc::ServerUnaryReactor* reactor,
-                              v1::NotifyResponse* response,
+void NotifierService::Publish(Call* call,
                               const std::vector<v1::Notice>& notices,
                               bool local_only, absl::Time started,
                               const std::vector<v1::Notice>* plain) {
@@ -158,7 +166,7 @@ void NotifierService::Publish(grpc::ServerUnaryReactor* reactor,
     if (!status.ok()) break;
     ++accepted;
   }
-  response->set_accepted(accepted);
+  call->response()->set_accepted(accepted);
   if (counters_ != nullptr) {
     Bump(counters_->notices_published, accepted);
     counters_->notify_latency.Record(absl::Now() - started);
@@ -168,7 +176,7 @@ void NotifierService::Publish(grpc::ServerUnaryReactor* reactor,
         "bus unavailable (", status.message(), "): ", accepted, " of ",
         notices.size(), " changes were published; retry the rest"));
   }
-  reactor->Finish(ToGrpcStatus(status));
+  call->Finish(ToGrpcStatus(status));
 }
 
 }  // namespace entitysync

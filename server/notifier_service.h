@@ -6,11 +6,13 @@
 // when the bus cannot take a notice: OK is never returned for a notice that
 // was not published. Changes of cluster_once entities are resolved first (by
 // the ClusterOnceResolver; the call finishes once they are published).
-// Thread-safe; unary callback handler, never blocks.
+// Thread-safe. Served on gRPC's async API (Listen: one call requested per
+// I/O thread); the handler runs on the call's thread and never blocks.
 #ifndef ENTITYSYNC_SERVER_NOTIFIER_SERVICE_H_
 #define ENTITYSYNC_SERVER_NOTIFIER_SERVICE_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,8 @@
 #include "server/internal_auth.h"
 #include "server/limits.h"
 #include "server/server_counters.h"
+#include "server/transport/grpc/io_threads.h"
+#include "server/transport/grpc/unary_server_call.h"
 
 namespace entitysync {
 
@@ -30,9 +34,10 @@ namespace entitysync {
 absl::Status ValidateNotify(const v1::NotifyRequest& request,
                             const Limits& limits, const EntityTable& table);
 
-class NotifierService : public v1::Notifier::CallbackService {
+class NotifierService : public v1::Notifier::AsyncService {
  public:
   using LocalHandler = std::function<void(const v1::Notice&)>;
+  using Call = UnaryServerCall<v1::NotifyRequest, v1::NotifyResponse>;
 
   // `counters` (notices published, Notify latency), `cluster` (no
   // cluster_once entities) and `auth` (no token required) may be null.
@@ -42,18 +47,19 @@ class NotifierService : public v1::Notifier::CallbackService {
                   ClusterOnceResolver* cluster = nullptr,
                   const InternalAuth* auth = nullptr);
 
-  grpc::ServerUnaryReactor* Notify(grpc::CallbackServerContext* context,
-                                   const v1::NotifyRequest* request,
-                                   v1::NotifyResponse* response) override;
+  // Once the server is built: requests Notify calls on every thread.
+  void Listen(IoThreads* threads);
+  // One call; answers it exactly once (here or later, from the bus or the
+  // cluster_once resolve).
+  void Handle(Call* call);
 
  private:
   // Publishes (or hands to this replica) every notice in order; finishes
   // the call. OK only when every one was published. `plain`: the notices
   // before cluster_once resolved them, published instead of one whose rows
   // the bus refuses as too large.
-  void Publish(grpc::ServerUnaryReactor* reactor, v1::NotifyResponse* response,
-               const std::vector<v1::Notice>& notices, bool local_only,
-               absl::Time started,
+  void Publish(Call* call, const std::vector<v1::Notice>& notices,
+               bool local_only, absl::Time started,
                const std::vector<v1::Notice>* plain = nullptr);
 
   const Limits* const limits_;
@@ -64,6 +70,7 @@ class NotifierService : public v1::Notifier::CallbackService {
   ServerCounters* const counters_;
   ClusterOnceResolver* const cluster_;
   const InternalAuth* const auth_;
+  std::vector<std::unique_ptr<Call::Method>> methods_;
 };
 
 }  // namespace entitysync

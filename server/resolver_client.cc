@@ -9,75 +9,48 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "server/transport/grpc/unary_client_call.h"
 
 namespace entitysync {
-namespace {
-
-// Owns the state of one unary call until its callback has run.
-template <typename Request, typename Response, typename Done>
-struct UnaryCall {
-  grpc::ClientContext context;
-  Request request;
-  Response response;
-  Done done;
-};
-
-// Runs the call's callback after freeing the call. The ClientContext holds a
-// channel reference, and `done` may let the owner destroy the channel: on
-// gRPC 1.51, dropping the last channel reference on a callback thread
-// crashes, so the context must be gone before `done` runs.
-template <typename Call>
-void Finish(Call* call, const grpc::Status& status) {
-  auto done = std::move(call->done);
-  auto response = std::move(call->response);
-  delete call;
-  if (status.ok()) {
-    done(std::move(response));
-  } else {
-    done(FromGrpcStatus(status));
-  }
-}
-
-}  // namespace
-
-GrpcResolverClient::GrpcResolverClient(std::shared_ptr<grpc::Channel> channel)
-    : stub_(v1::Resolver::NewStub(std::move(channel))) {}
+GrpcResolverClient::GrpcResolverClient(std::shared_ptr<grpc::Channel> channel,
+                                       IoThreads* io_threads)
+    : stub_(v1::Resolver::NewStub(std::move(channel))),
+      io_threads_(io_threads) {}
 
 void GrpcResolverClient::Resolve(const v1::ResolveRequest& request,
                                  absl::Duration timeout, Callback done) {
-  using Call = UnaryCall<v1::ResolveRequest, v1::ResolveResponse, Callback>;
-  auto* call = new Call;
-  call->request = request;
-  call->done = std::move(done);
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  stub_->async()->Resolve(
-      &call->context, &call->request, &call->response,
-      [call](grpc::Status status) { Finish(call, status); });
+  StartUnaryCall<v1::ResolveResponse>(
+      io_threads_->Pick(), absl::Now() + timeout,
+      [&](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+        return stub_->PrepareAsyncResolve(context, request, cq);
+      },
+      std::move(done));
 }
 
 PassthroughClient::PassthroughClient(std::shared_ptr<grpc::Channel> channel,
-                                     absl::Duration timeout)
+                                     absl::Duration timeout,
+                                     IoThreads* io_threads)
     : stub_(v1::PassthroughBackend::NewStub(std::move(channel))),
-      timeout_(timeout) {}
+      timeout_(timeout),
+      io_threads_(io_threads) {}
 
 void PassthroughClient::Handle(const v1::PassthroughRequest& request,
                                Callback done) {
-  using Call =
-      UnaryCall<v1::PassthroughRequest, v1::PassthroughResponse, Callback>;
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
   }
-  auto* call = new Call;
-  call->request = request;
-  call->done = std::move(done);
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
-  stub_->async()->Handle(&call->context, &call->request, &call->response,
-                         [this, call](grpc::Status status) {
-                           Finish(call, status);
-                           absl::MutexLock lock(&mu_);
-                           --in_flight_;
-                         });
+  StartUnaryCall<v1::PassthroughResponse>(
+      io_threads_->Pick(), absl::Now() + timeout_,
+      [&](grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+        return stub_->PrepareAsyncHandle(context, request, cq);
+      },
+      [this, done = std::move(done)](
+          absl::StatusOr<v1::PassthroughResponse> response) mutable {
+        done(std::move(response));
+        absl::MutexLock lock(&mu_);
+        --in_flight_;
+      });
 }
 
 void PassthroughClient::Drain(absl::Duration timeout) {

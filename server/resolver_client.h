@@ -2,8 +2,10 @@
 // the scheduler and gRPC: GrpcResolverClient is the real one; scheduler tests
 // use an in-memory fake.
 //
-// Resolve is asynchronous and never blocks; `done` runs exactly once, on a
-// gRPC thread, and must not block either. Thread-safe.
+// Resolve is asynchronous and never blocks; `done` runs exactly once, on an
+// I/O thread (the caller's own when it is one; see
+// server/transport/grpc/io_threads.h), and must not block either.
+// Thread-safe.
 #ifndef ENTITYSYNC_SERVER_RESOLVER_CLIENT_H_
 #define ENTITYSYNC_SERVER_RESOLVER_CLIENT_H_
 
@@ -19,6 +21,7 @@
 #include "entitysync/v1/config.pb.h"
 #include "entitysync/v1/resolver.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "server/transport/grpc/io_threads.h"
 
 namespace entitysync {
 
@@ -32,12 +35,15 @@ class ResolverClient {
 
 class GrpcResolverClient : public ResolverClient {
  public:
-  explicit GrpcResolverClient(std::shared_ptr<grpc::Channel> channel);
+  // Calls run on `io_threads` (not owned; outlives the client's calls).
+  GrpcResolverClient(std::shared_ptr<grpc::Channel> channel,
+                     IoThreads* io_threads);
   void Resolve(const v1::ResolveRequest& request, absl::Duration timeout,
                Callback done) override;
 
  private:
   std::unique_ptr<v1::Resolver::Stub> stub_;
+  IoThreads* const io_threads_;
 };
 
 // Forwards `passthrough` client messages. Same threading contract.
@@ -45,7 +51,7 @@ class PassthroughClient {
  public:
   using Callback = std::function<void(absl::StatusOr<v1::PassthroughResponse>)>;
   PassthroughClient(std::shared_ptr<grpc::Channel> channel,
-                    absl::Duration timeout);
+                    absl::Duration timeout, IoThreads* io_threads);
   void Handle(const v1::PassthroughRequest& request, Callback done);
   // Waits (up to `timeout`) until no call is in flight, so that no callback
   // runs after the server is gone.
@@ -54,6 +60,7 @@ class PassthroughClient {
  private:
   std::unique_ptr<v1::PassthroughBackend::Stub> stub_;
   const absl::Duration timeout_;
+  IoThreads* const io_threads_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };

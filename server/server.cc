@@ -87,12 +87,20 @@ EntitySyncServer::EntitySyncServer(ServerOptions options)
 EntitySyncServer::~EntitySyncServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status EntitySyncServer::Init() {
+  // The I/O threads' queues belong to the public server, and resolver calls
+  // run on them too, so they exist before anything that starts calls.
+  grpc::ServerBuilder public_builder;
+  const int io_threads =
+      options_.io_threads > 0
+          ? options_.io_threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  io_threads_ = std::make_unique<IoThreads>(&public_builder, io_threads);
   for (const v1::EntityConfig& entity : options_.config.entities()) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         channels_.Get(entity.resolver());
     if (!channel.ok()) return channel.status();
-    table_.Add(entity,
-               std::make_shared<GrpcResolverClient>(*std::move(channel)));
+    table_.Add(entity, std::make_shared<GrpcResolverClient>(*std::move(channel),
+                                                            io_threads_.get()));
   }
   if (options_.config.has_passthrough()) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
@@ -100,7 +108,8 @@ absl::Status EntitySyncServer::Init() {
     if (!channel.ok()) return channel.status();
     passthrough_ = std::make_unique<PassthroughClient>(
         *std::move(channel),
-        absl::Milliseconds(options_.config.passthrough().timeout_ms()));
+        absl::Milliseconds(options_.config.passthrough().timeout_ms()),
+        io_threads_.get());
   }
   bus_ =
       options_.bus ? std::move(options_.bus) : std::make_unique<InProcessBus>();
@@ -160,7 +169,7 @@ absl::Status EntitySyncServer::Init() {
 
   grpc::EnableDefaultHealthCheckService(true);
   {
-    grpc::ServerBuilder builder;
+    grpc::ServerBuilder& builder = public_builder;
     // The public port serves Subscribe and nothing else: no health service
     // (probes use the internal port) and no reflection.
     builder.SetOption(
@@ -193,11 +202,6 @@ absl::Status EntitySyncServer::Init() {
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
     builder.RegisterService(subscribe_service.get());
-    const int io_threads = options_.io_threads > 0
-                               ? options_.io_threads
-                               : static_cast<int>(std::max(
-                                     1u, std::thread::hardware_concurrency()));
-    io_threads_ = std::make_unique<IoThreads>(&builder, io_threads);
     public_server_ = builder.BuildAndStart();
     if (!public_server_ || public_port_ == 0) {
       return absl::UnavailableError(absl::StrCat(
@@ -221,12 +225,17 @@ absl::Status EntitySyncServer::Init() {
     builder.SetOption(std::make_unique<Reflection>(true));
     builder.RegisterService(notifier_service_.get());
     builder.RegisterService(admin_service_.get());
+    // Notify and Admin are light: one thread of their own.
+    internal_io_threads_ = std::make_unique<IoThreads>(&builder, 1);
     internal_server_ = builder.BuildAndStart();
     if (!internal_server_ || internal_port_ == 0) {
       public_server_->Shutdown();
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options_.internal_address, " (internal)"));
     }
+    notifier_service_->Listen(internal_io_threads_.get());
+    admin_service_->Listen(internal_io_threads_.get());
+    internal_io_threads_->Start();
   }
   SetServing(false);
   // Liveness stays SERVING while the process runs: a NATS outage or a drain
@@ -323,13 +332,15 @@ void EntitySyncServer::Shutdown(absl::Duration grace) {
   for (grpc::Server* server : {public_server_.get(), internal_server_.get()}) {
     if (server != nullptr) server->Shutdown(absl::ToChronoTime(deadline));
   }
-  // After the server: its calls are cancelled and completed on these threads.
-  if (io_threads_) io_threads_->Shutdown();
   if (bus_) bus_->Stop();
   dispatcher_.reset();
   if (reauthorizer_) reauthorizer_->Shutdown(calls);
   if (scheduler_) scheduler_->Shutdown(calls);
   if (passthrough_) passthrough_->Drain(calls);
+  // Last of the gRPC parts: server calls (cancelled by Shutdown above) and
+  // client calls (waited for above) complete on these threads.
+  if (io_threads_) io_threads_->Shutdown();
+  if (internal_io_threads_) internal_io_threads_->Shutdown();
   executor_.reset();
   absl::MutexLock lock(&shutdown_mu_);
   stopped_ = true;

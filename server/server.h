@@ -18,6 +18,7 @@
 #include "adapters/bus/bus.h"
 #include "entitysync/v1/config.pb.h"
 #include "grpcpp/server.h"
+#include "server/admin_service.h"
 #include "server/await_registry.h"
 #include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
@@ -26,6 +27,7 @@
 #include "server/internal_auth.h"
 #include "server/limits.h"
 #include "server/notice_dispatcher.h"
+#include "server/notifier_service.h"
 #include "server/reauthorizer.h"
 #include "server/resolve_scheduler.h"
 #include "server/server_counters.h"
@@ -146,6 +148,8 @@ class EntitySyncServer {
   // Before the hub and the sessions it holds: sessions post to these
   // threads until they are destroyed.
   std::unique_ptr<IoThreads> io_threads_;
+  // The internal port's (Notify, Admin).
+  std::unique_ptr<IoThreads> internal_io_threads_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ResolveScheduler> scheduler_;
@@ -156,8 +160,8 @@ class EntitySyncServer {
   std::unique_ptr<SessionRegistry> registry_;
   std::unique_ptr<AwaitRegistry> awaits_;
   std::unique_ptr<grpc::Service> subscribe_service_;
-  std::unique_ptr<grpc::Service> notifier_service_;
-  std::unique_ptr<grpc::Service> admin_service_;
+  std::unique_ptr<NotifierService> notifier_service_;
+  std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> public_server_;
   std::unique_ptr<grpc::Server> internal_server_;
   int public_port_ = 0;

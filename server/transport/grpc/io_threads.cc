@@ -5,6 +5,11 @@
 #include "grpc/support/time.h"
 
 namespace entitysync {
+namespace {
+
+thread_local IoThread* current_thread = nullptr;
+
+}  // namespace
 
 IoThread::IoThread(std::unique_ptr<grpc::ServerCompletionQueue> cq)
     : cq_(std::move(cq)) {}
@@ -22,21 +27,38 @@ void IoThread::Run() {
     // Start wrote thread_id_ under mu_; read it only after taking mu_ once.
     absl::MutexLock lock(&mu_);
   }
+  current_thread = this;
   void* tag = nullptr;
   bool ok = false;
   while (cq_->Next(&tag, &ok)) static_cast<IoTag*>(tag)->OnComplete(ok);
+  current_thread = nullptr;
+}
+
+IoThread* IoThread::Current() { return current_thread; }
+
+bool IoThread::StartOnQueue(
+    absl::FunctionRef<void(grpc::CompletionQueue*)> start) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  start(cq_.get());
+  return true;
 }
 
 void IoThread::Post(absl::AnyInvocable<void() &&> task) {
+  TryPost(std::move(task));
+}
+
+bool IoThread::TryPost(absl::AnyInvocable<void() &&> task) {
   absl::MutexLock lock(&mu_);
-  if (shut_down_) return;
+  if (shut_down_) return false;
   inbox_.push_back(std::move(task));
-  if (kick_armed_) return;
+  if (kick_armed_) return true;
   kick_armed_ = true;
   // An alarm in the past completes at once: one wake-up for the whole burst
   // queued before the thread takes the inbox. Set under mu_ so that the
   // queue cannot be shut down in between.
   kick_.Set(cq_.get(), gpr_time_0(GPR_CLOCK_MONOTONIC), &kick_tag_);
+  return true;
 }
 
 void IoThread::OnKick(bool) {
@@ -83,6 +105,15 @@ IoThreads::IoThreads(grpc::ServerBuilder* builder, int count) {
 }
 
 IoThreads::~IoThreads() { Shutdown(); }
+
+IoThread& IoThreads::Pick() {
+  IoThread* current = IoThread::Current();
+  for (const auto& thread : threads_) {
+    if (thread.get() == current) return *current;
+  }
+  return *threads_[next_.fetch_add(1, std::memory_order_relaxed) %
+                   threads_.size()];
+}
 
 void IoThreads::Start() {
   for (auto& thread : threads_) thread->Start();

@@ -15,12 +15,14 @@
 #ifndef ENTITYSYNC_SERVER_TRANSPORT_GRPC_IO_THREADS_H_
 #define ENTITYSYNC_SERVER_TRANSPORT_GRPC_IO_THREADS_H_
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/completion_queue.h"
@@ -67,7 +69,16 @@ class IoThread final : public SessionExecutor {
   // Runs `task` on this thread after the tasks posted before it. From this
   // thread too (then it runs after the current completion).
   void Post(absl::AnyInvocable<void() &&> task) override;
+  // Post that says whether the task was taken (false once shut down; the
+  // task is then destroyed unrun).
+  bool TryPost(absl::AnyInvocable<void() &&> task);
   bool IsCurrent() const override;
+  // Runs `start` (which starts operations on cq()) unless the queue is shut
+  // down; false then. Client calls start through it: an operation started
+  // on a shut-down queue is fatal.
+  bool StartOnQueue(absl::FunctionRef<void(grpc::CompletionQueue*)> start);
+  // The IoThread running the caller, or null.
+  static IoThread* Current();
 
  private:
   void Run();
@@ -96,9 +107,13 @@ class IoThreads {
   void Shutdown();
   size_t size() const { return threads_.size(); }
   IoThread& at(size_t i) { return *threads_[i]; }
+  // Where a call started by the caller should live: the caller's own
+  // thread when it is one of these, else the next in turn.
+  IoThread& Pick();
 
  private:
   std::vector<std::unique_ptr<IoThread>> threads_;
+  std::atomic<size_t> next_{0};
 };
 
 }  // namespace entitysync

@@ -1,0 +1,118 @@
+// UnaryServerCall: one call of a unary method on gRPC's async API, served on
+// an IoThread.
+//
+// Listen keeps one call of the method requested on the method's thread;
+// each accepted call requests the next, then runs the method's handler on
+// that thread. The handler (or whatever it hands the call to) answers with
+// Finish exactly once, from any thread: the answer is written on the call's
+// own thread. With `on_cancel`, the call also learns when the client cancels
+// or goes away before the answer (AsyncNotifyWhenDone); `on_cancel` runs on
+// the call's thread, and the handler must still Finish. The call frees
+// itself once answered and, with `on_cancel`, reported done by gRPC.
+#ifndef ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
+#define ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
+
+#include <functional>
+#include <utility>
+
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/async_unary_call.h"
+#include "server/transport/grpc/io_threads.h"
+
+namespace entitysync {
+
+template <typename Request, typename Response>
+class UnaryServerCall {
+ public:
+  struct Method {
+    // The service's Request<Method> function.
+    std::function<void(grpc::ServerContext*, Request*,
+                       grpc::ServerAsyncResponseWriter<Response>*,
+                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                       void*)>
+        request;
+    std::function<void(UnaryServerCall*)> handle;
+    std::function<void(UnaryServerCall*)> on_cancel;  // optional
+    IoThread* thread = nullptr;
+  };
+
+  // Requests one call on `method->thread` (which `method` outlives).
+  static void Listen(const Method* method) {
+    auto* call = new UnaryServerCall(method);
+    if (method->on_cancel) call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+    method->request(&call->context_, &call->request_, &call->writer_,
+                    method->thread->cq(), method->thread->cq(),
+                    &call->accepted_tag_);
+  }
+
+  UnaryServerCall(const UnaryServerCall&) = delete;
+  UnaryServerCall& operator=(const UnaryServerCall&) = delete;
+
+  grpc::ServerContext& context() { return context_; }
+  const Request& request() const { return request_; }
+  // Filled before Finish(OK).
+  Response* response() { return &response_; }
+  IoThread* thread() const { return method_->thread; }
+
+  void Finish(grpc::Status status) {
+    if (method_->thread->IsCurrent()) {
+      FinishHere(std::move(status));
+      return;
+    }
+    const bool posted =
+        method_->thread->TryPost([this, status = std::move(status)]() mutable {
+          FinishHere(std::move(status));
+        });
+    // The thread is shut down, its queue drained: nothing is pending here.
+    if (!posted) delete this;
+  }
+
+ private:
+  explicit UnaryServerCall(const Method* method) : method_(method) {}
+  ~UnaryServerCall() = default;
+
+  void OnAccepted(bool ok) {
+    if (!ok) {
+      delete this;  // shutting down; the call never started
+      return;
+    }
+    Listen(method_);
+    method_->handle(this);
+  }
+  void FinishHere(const grpc::Status& status) {
+    const bool started =
+        method_->thread->StartOnQueue([&](grpc::CompletionQueue*) {
+          writer_.Finish(response_, status, &finish_tag_);
+        });
+    // The queue is shut down (its server long gone): nothing to answer.
+    if (!started) OnFinished(false);
+  }
+  void OnFinished(bool) {
+    finished_ = true;
+    MaybeDelete();
+  }
+  void OnDone(bool) {
+    done_ = true;
+    if (!finished_ && context_.IsCancelled()) method_->on_cancel(this);
+    MaybeDelete();
+  }
+  void MaybeDelete() {
+    if (finished_ && (done_ || !method_->on_cancel)) delete this;
+  }
+
+  const Method* const method_;
+  grpc::ServerContext context_;
+  Request request_;
+  Response response_;
+  grpc::ServerAsyncResponseWriter<Response> writer_{&context_};
+  bool finished_ = false;
+  bool done_ = false;
+  IoTagOf<UnaryServerCall, &UnaryServerCall::OnAccepted> accepted_tag_{this};
+  IoTagOf<UnaryServerCall, &UnaryServerCall::OnFinished> finish_tag_{this};
+  IoTagOf<UnaryServerCall, &UnaryServerCall::OnDone> done_tag_{this};
+};
+
+}  // namespace entitysync
+
+#endif  // ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
