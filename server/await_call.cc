@@ -10,72 +10,68 @@
 #include "server/entity_key.h"
 
 namespace entitysync {
-namespace {
-
-grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
-                                 grpc::Status status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
-
-}  // namespace
-
-grpc::ServerUnaryReactor* AwaitCall::Start(grpc::CallbackServerContext* context,
-                                           const v1::AwaitRequest* request,
-                                           v1::AwaitResponse* response,
-                                           const AwaitDeps& deps) {
+void AwaitCall::Start(Call* call, const AwaitDeps& deps) {
+  const v1::AwaitRequest* request = &call->request();
   const v1::EntityKey& key = request->key();
   if (absl::Status s = ValidateKey(key, *deps.limits, KeyUse::kSubscribe);
       !s.ok()) {
-    return Reject(context, ToGrpcStatus(s));
+    call->Finish(ToGrpcStatus(s));
+    return;
   }
   if (IsWildcard(key)) {
-    return Reject(context,
-                  grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                               "Await takes one id, not \"*\"; wildcards are "
-                               "served by Subscribe"));
+    call->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "Await takes one id, not \"*\"; wildcards are "
+                              "served by Subscribe"));
+    return;
   }
   if (!deps.table->open_mode() && deps.table->Find(key.entity()) == nullptr) {
-    return Reject(context, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                        absl::StrCat("unknown entity '",
-                                                     key.entity(), "'")));
+    call->Finish(
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     absl::StrCat("unknown entity '", key.entity(), "'")));
+    return;
   }
-  std::string credentials = ReadAuthorization(*context);
+  std::string credentials = ReadAuthorization(call->context());
   if (absl::Status s = CheckCredentialsSize("authorization", credentials,
                                             deps.limits->max_credentials_bytes);
       !s.ok()) {
-    return Reject(context, ToGrpcStatus(s));
+    call->Finish(ToGrpcStatus(s));
+    return;
   }
   absl::Duration timeout = request->timeout_ms() == 0
                                ? deps.limits->await_default_timeout
                                : absl::Milliseconds(request->timeout_ms());
   timeout = std::min(timeout, deps.limits->await_max_timeout);
 
-  auto call = std::make_shared<AwaitCall>(*request, response, timeout, deps);
+  auto await = std::make_shared<AwaitCall>(call, timeout, deps);
   // From here on Close (shutdown) may answer the call at any moment; the
   // timer and the hold on itself exist before anyone can reach it.
-  call->self_ = call;
-  call->ArmTimer();
-  if (grpc::Status status = deps.registry->TryAdd(call); !status.ok()) {
-    call->self_.reset();
-    return Reject(context, std::move(status));
+  await->self_ = await;
+  call->OnCancel([await] { await->OnCancel(); });
+  call->OnDone([await] { await->OnDone(); });
+  await->ArmTimer();
+  if (grpc::Status status = deps.registry->TryAdd(await); !status.ok()) {
+    {
+      absl::MutexLock lock(&await->mu_);
+      await->answered_ = true;
+    }
+    await->alarm_.Cancel();
+    call->Finish(std::move(status));
+    return;
   }
-  call->Begin(credentials);
-  return call.get();
+  await->Begin(credentials);
 }
 
-AwaitCall::AwaitCall(const v1::AwaitRequest& request,
-                     v1::AwaitResponse* response, absl::Duration timeout,
-                     const AwaitDeps& deps)
+AwaitCall::AwaitCall(Call* call, absl::Duration timeout, const AwaitDeps& deps)
     : deps_(deps),
-      key_(request.key()),
-      key_string_(KeyString(request.key())),
-      after_version_(request.has_after_version()
-                         ? std::optional<uint64_t>(request.after_version())
-                         : std::nullopt),
+      key_(call->request().key()),
+      key_string_(KeyString(call->request().key())),
+      after_version_(
+          call->request().has_after_version()
+              ? std::optional<uint64_t>(call->request().after_version())
+              : std::nullopt),
       timeout_(timeout),
-      response_(response) {}
+      call_(call),
+      response_(call->response()) {}
 
 AwaitCall::~AwaitCall() = default;
 
@@ -242,7 +238,7 @@ void AwaitCall::Complete(const grpc::Status& status) {
   // Lets the scheduler drop the key's state when nobody else holds it.
   if (!deps_.hub->HasSubscribers(key_)) deps_.scheduler->Forget(key_);
   alarm_.Cancel();
-  Finish(status);
+  call_->Finish(status);
 }
 
 void AwaitCall::OnDone() {

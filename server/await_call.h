@@ -1,4 +1,5 @@
-// AwaitCall: one EntitySync.Await long poll (a unary callback reactor).
+// AwaitCall: one EntitySync.Await long poll, served on gRPC's async API (an
+// UnaryServerCall on the I/O thread that accepted it).
 //
 // It is a Subscriber of one key for as long as it waits: registered in the
 // hub before its subscribe-time resolve (which authorizes the call's
@@ -15,13 +16,14 @@
 // `stale` signals are not an answer: the call keeps waiting (the timeout
 // bounds it), since a long poller can do nothing better than ask again.
 //
-// Lifetime: a shared_ptr that keeps itself alive until OnDone; the hub, the
-// resolve callback and the alarm may hold or reach it meanwhile. The first
-// answer wins: it unregisters from the hub exactly once (under mu_) and
-// calls Finish exactly once (with no lock held). Thread-safe: reactions run
-// on gRPC threads, Deliver on scheduler threads. Lock order: AwaitCall::mu_
-// before hub shard locks; nothing calls in while holding a hub or scheduler
-// lock.
+// Lifetime: a shared_ptr that keeps itself alive until its call is done;
+// the hub, the resolve callback and the alarm may hold or reach it
+// meanwhile. The first answer wins: it unregisters from the hub exactly once
+// (under mu_) and finishes the call exactly once (with no lock held; the
+// answer is written on the call's thread). Thread-safe: Start and the
+// cancel notice run on the call's I/O thread, Deliver on scheduler threads.
+// Lock order: AwaitCall::mu_ before hub shard locks; nothing calls in while
+// holding a hub or scheduler lock.
 #ifndef ENTITYSYNC_SERVER_AWAIT_CALL_H_
 #define ENTITYSYNC_SERVER_AWAIT_CALL_H_
 
@@ -37,13 +39,13 @@
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/server_context.h"
-#include "grpcpp/support/server_callback.h"
 #include "server/await_registry.h"
 #include "server/entity_table.h"
 #include "server/hub.h"
 #include "server/limits.h"
 #include "server/outbound_message.h"
 #include "server/resolve_scheduler.h"
+#include "server/transport/grpc/unary_server_call.h"
 
 namespace entitysync {
 
@@ -56,20 +58,18 @@ struct AwaitDeps {
   AwaitRegistry* registry = nullptr;
 };
 
-class AwaitCall : public grpc::ServerUnaryReactor,
-                  public Subscriber,
+class AwaitCall : public Subscriber,
                   public std::enable_shared_from_this<AwaitCall> {
  public:
-  // The reactor for a new call: an AwaitCall, or one that finishes at once
-  // for a bad request (INVALID_ARGUMENT, NOT_FOUND) or a refusal
-  // (RESOURCE_EXHAUSTED at --max_awaits, UNAVAILABLE while draining).
-  static grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
-                                         const v1::AwaitRequest* request,
-                                         v1::AwaitResponse* response,
-                                         const AwaitDeps& deps);
+  using Call = UnaryServerCall<v1::AwaitRequest, v1::AwaitResponse>;
 
-  AwaitCall(const v1::AwaitRequest& request, v1::AwaitResponse* response,
-            absl::Duration timeout, const AwaitDeps& deps);
+  // Serves `call` (on its thread; the method notifies cancellation): waits,
+  // or answers at once for a bad request (INVALID_ARGUMENT, NOT_FOUND) or a
+  // refusal (RESOURCE_EXHAUSTED at --max_awaits, UNAVAILABLE while
+  // draining).
+  static void Start(Call* call, const AwaitDeps& deps);
+
+  AwaitCall(Call* call, absl::Duration timeout, const AwaitDeps& deps);
   ~AwaitCall() override;
 
   void Deliver(const OutboundMessage& msg) override;
@@ -77,8 +77,8 @@ class AwaitCall : public grpc::ServerUnaryReactor,
   void Close(const grpc::Status& status);
 
  private:
-  void OnCancel() override;
-  void OnDone() override;
+  void OnCancel();
+  void OnDone();
 
   void ArmTimer();
   // Registers in the hub and asks for the snapshot.
@@ -102,11 +102,13 @@ class AwaitCall : public grpc::ServerUnaryReactor,
   const std::string key_string_;
   const std::optional<uint64_t> after_version_;
   const absl::Duration timeout_;
-  // Owned by gRPC, valid until OnDone; written once, by the answer.
+  // Valid until the call is finished; answered once.
+  Call* const call_;
+  // The call's; written once, by the answer.
   v1::AwaitResponse* const response_;
   grpc::Alarm alarm_;
 
-  // Kept until OnDone so the reactor outlives gRPC's use of it.
+  // Kept until the call is done.
   std::shared_ptr<AwaitCall> self_;
 
   absl::Mutex mu_;

@@ -2,13 +2,14 @@
 // Subscribe is a raw (ByteBuffer) async method served on the replica's I/O
 // threads: each stream is a SubscribeCall (server/transport/grpc) carrying a
 // Session, so sessions write pre-serialized updates shared between streams.
-// Await (the long poll) is a callback unary method; each call is an
-// AwaitCall. Thread-safe; owns the per-thread listeners and copies of the
-// shared dependencies.
+// Await (the long poll) is an async unary method on the same threads; each
+// call is an AwaitCall. Thread-safe; owns the per-thread listeners and
+// copies of the shared dependencies.
 #ifndef ENTITYSYNC_SERVER_SUBSCRIBE_SERVICE_H_
 #define ENTITYSYNC_SERVER_SUBSCRIBE_SERVICE_H_
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "entitysync/v1/entitysync.grpc.pb.h"
@@ -20,7 +21,7 @@
 namespace entitysync {
 
 class SubscribeService
-    : public v1::EntitySync::WithCallbackMethod_Await<AsyncSubscribeService> {
+    : public v1::EntitySync::WithAsyncMethod_Await<AsyncSubscribeService> {
  public:
   // Subscribe calls each I/O thread keeps requested: a burst of new streams
   // finds calls waiting while the thread sets up the first ones.
@@ -41,19 +42,27 @@ class SubscribeService
         SubscribeCall::Listen(listener.get());
       }
       listeners_.push_back(std::move(listener));
-    }
-  }
 
-  grpc::ServerUnaryReactor* Await(grpc::CallbackServerContext* context,
-                                  const v1::AwaitRequest* request,
-                                  v1::AwaitResponse* response) override {
-    return AwaitCall::Start(context, request, response, await_deps_);
+      auto await = std::make_unique<AwaitCall::Call::Method>();
+      await->request = [this](auto&&... args) {
+        RequestAwait(std::forward<decltype(args)>(args)...);
+      };
+      await->handle = [this](AwaitCall::Call* call) {
+        AwaitCall::Start(call, await_deps_);
+      };
+      // A long poll whose client leaves is let go at once.
+      await->notify_cancel = true;
+      await->thread = &threads->at(i);
+      AwaitCall::Call::Listen(await.get());
+      await_methods_.push_back(std::move(await));
+    }
   }
 
  private:
   const SessionDeps deps_;
   const AwaitDeps await_deps_;
   std::vector<std::unique_ptr<SubscribeListener>> listeners_;
+  std::vector<std::unique_ptr<AwaitCall::Call::Method>> await_methods_;
 };
 
 }  // namespace entitysync

@@ -5,16 +5,18 @@
 // each accepted call requests the next, then runs the method's handler on
 // that thread. The handler (or whatever it hands the call to) answers with
 // Finish exactly once, from any thread: the answer is written on the call's
-// own thread. With `on_cancel`, the call also learns when the client cancels
-// or goes away before the answer (AsyncNotifyWhenDone); `on_cancel` runs on
-// the call's thread, and the handler must still Finish. The call frees
-// itself once answered and, with `on_cancel`, reported done by gRPC.
+// own thread. With `notify_cancel`, the call also learns when the client
+// cancels or goes away before the answer (AsyncNotifyWhenDone): the hook set
+// with OnCancel runs on the call's thread, and the handler must still
+// Finish. The call frees itself once answered and, with `notify_cancel`,
+// reported done by gRPC; the hook set with OnDone runs just before.
 #ifndef ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
 #define ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
 
 #include <functional>
 #include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_unary_call.h"
@@ -33,14 +35,16 @@ class UnaryServerCall {
                        void*)>
         request;
     std::function<void(UnaryServerCall*)> handle;
-    std::function<void(UnaryServerCall*)> on_cancel;  // optional
+    bool notify_cancel = false;
     IoThread* thread = nullptr;
   };
 
   // Requests one call on `method->thread` (which `method` outlives).
   static void Listen(const Method* method) {
     auto* call = new UnaryServerCall(method);
-    if (method->on_cancel) call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+    if (method->notify_cancel) {
+      call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+    }
     method->request(&call->context_, &call->request_, &call->writer_,
                     method->thread->cq(), method->thread->cq(),
                     &call->accepted_tag_);
@@ -54,6 +58,13 @@ class UnaryServerCall {
   // Filled before Finish(OK).
   Response* response() { return &response_; }
   IoThread* thread() const { return method_->thread; }
+  // Hooks, set by the handler on the call's thread before it returns.
+  void OnCancel(absl::AnyInvocable<void() &&> hook) {
+    on_cancel_ = std::move(hook);
+  }
+  void OnDone(absl::AnyInvocable<void() &&> hook) {
+    on_done_ = std::move(hook);
+  }
 
   void Finish(grpc::Status status) {
     if (method_->thread->IsCurrent()) {
@@ -65,7 +76,7 @@ class UnaryServerCall {
           FinishHere(std::move(status));
         });
     // The thread is shut down, its queue drained: nothing is pending here.
-    if (!posted) delete this;
+    if (!posted) Destroy();
   }
 
  private:
@@ -92,13 +103,19 @@ class UnaryServerCall {
     finished_ = true;
     MaybeDelete();
   }
-  void OnDone(bool) {
+  void OnCallDone(bool) {
     done_ = true;
-    if (!finished_ && context_.IsCancelled()) method_->on_cancel(this);
+    if (!finished_ && context_.IsCancelled() && on_cancel_) {
+      std::move(on_cancel_)();
+    }
     MaybeDelete();
   }
   void MaybeDelete() {
-    if (finished_ && (done_ || !method_->on_cancel)) delete this;
+    if (finished_ && (done_ || !method_->notify_cancel)) Destroy();
+  }
+  void Destroy() {
+    if (on_done_) std::move(on_done_)();
+    delete this;
   }
 
   const Method* const method_;
@@ -108,9 +125,11 @@ class UnaryServerCall {
   grpc::ServerAsyncResponseWriter<Response> writer_{&context_};
   bool finished_ = false;
   bool done_ = false;
+  absl::AnyInvocable<void() &&> on_cancel_;
+  absl::AnyInvocable<void() &&> on_done_;
   IoTagOf<UnaryServerCall, &UnaryServerCall::OnAccepted> accepted_tag_{this};
   IoTagOf<UnaryServerCall, &UnaryServerCall::OnFinished> finish_tag_{this};
-  IoTagOf<UnaryServerCall, &UnaryServerCall::OnDone> done_tag_{this};
+  IoTagOf<UnaryServerCall, &UnaryServerCall::OnCallDone> done_tag_{this};
 };
 
 }  // namespace entitysync
