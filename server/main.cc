@@ -63,6 +63,9 @@ ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
           "Clients may send keepalive pings at most this often.");
 ABSL_FLAG(int, max_concurrent_streams, 100,
           "Concurrent streams per HTTP/2 connection.");
+ABSL_FLAG(bool, reflection, false,
+          "Serve gRPC server reflection on the internal port (off: it is a "
+          "sync service whose threads poll beside the I/O threads).");
 ABSL_FLAG(int, io_threads, 0,
           "I/O threads of the public port, each polling its own completion "
           "queue; a Subscribe stream lives on the thread that accepted it. "
@@ -174,6 +177,7 @@ int Run() {
   options.internal_address = absl::GetFlag(FLAGS_internal_address);
   options.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  options.reflection = absl::GetFlag(FLAGS_reflection);
   options.goaway_reconnect_within =
       absl::GetFlag(FLAGS_goaway_reconnect_within);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);

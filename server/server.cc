@@ -11,7 +11,6 @@
 #include "adapters/bus/in_process_bus.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/admin_service.h"
@@ -167,7 +166,6 @@ absl::Status EntitySyncServer::Init() {
       origin_, hub_.get(), scheduler_.get(), registry_.get(), bus_.get(),
       &options_.internal_auth);
 
-  grpc::EnableDefaultHealthCheckService(true);
   {
     grpc::ServerBuilder& builder = public_builder;
     // The public port serves Subscribe and nothing else: no health service
@@ -222,9 +220,15 @@ absl::Status EntitySyncServer::Init() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(options_.limits.max_request_bytes));
-    builder.SetOption(std::make_unique<Reflection>(true));
+    // Reflection is a sync service: it brings gRPC's sync-server threads,
+    // which poll beside the I/O threads. Off unless asked for.
+    builder.SetOption(std::make_unique<Reflection>(options_.reflection));
+    // gRPC's own health service runs on the callback API; ours does not.
+    builder.SetOption(
+        std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
     builder.RegisterService(notifier_service_.get());
     builder.RegisterService(admin_service_.get());
+    builder.RegisterService(&health_);
     // Notify and Admin are light: one thread of their own.
     internal_io_threads_ = std::make_unique<IoThreads>(&builder, 1);
     internal_server_ = builder.BuildAndStart();
@@ -233,6 +237,7 @@ absl::Status EntitySyncServer::Init() {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options_.internal_address, " (internal)"));
     }
+    health_.Listen(internal_io_threads_.get());
     notifier_service_->Listen(internal_io_threads_.get());
     admin_service_->Listen(internal_io_threads_.get());
     internal_io_threads_->Start();
@@ -240,8 +245,7 @@ absl::Status EntitySyncServer::Init() {
   SetServing(false);
   // Liveness stays SERVING while the process runs: a NATS outage or a drain
   // makes a replica unready, never a candidate for a restart.
-  internal_server_->GetHealthCheckService()->SetServingStatus(
-      std::string(kLivenessService), true);
+  health_.SetServingStatus(std::string(kLivenessService), true);
   BusHandlers handlers;
   // Bus threads only enqueue: they must never block.
   handlers.on_notice = [this](const v1::Notice& notice) {
@@ -278,10 +282,7 @@ void EntitySyncServer::OnNotice(const v1::Notice& notice) {
 }
 
 void EntitySyncServer::SetServing(bool serving) {
-  if (internal_server_ != nullptr &&
-      internal_server_->GetHealthCheckService() != nullptr) {
-    internal_server_->GetHealthCheckService()->SetServingStatus("", serving);
-  }
+  health_.SetServingStatus("", serving);
 }
 
 void EntitySyncServer::Drain(absl::Duration grace) {

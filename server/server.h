@@ -23,6 +23,7 @@
 #include "server/cluster_once_resolver.h"
 #include "server/entity_table.h"
 #include "server/executor.h"
+#include "server/health_service.h"
 #include "server/hub.h"
 #include "server/internal_auth.h"
 #include "server/limits.h"
@@ -53,6 +54,9 @@ struct ServerOptions {
   // Null: the in-process bus.
   std::unique_ptr<Bus> bus;
   int executor_threads = 2;
+  // Server reflection on the internal port (a sync service: it adds gRPC's
+  // sync-server threads, which poll beside the I/O threads).
+  bool reflection = false;
   // I/O threads of the public port, each polling its own completion queue
   // (Subscribe streams live on the thread that accepted them). 0: one per
   // core.
@@ -148,7 +152,9 @@ class EntitySyncServer {
   // Before the hub and the sessions it holds: sessions post to these
   // threads until they are destroyed.
   std::unique_ptr<IoThreads> io_threads_;
-  // The internal port's (Notify, Admin).
+  // grpc.health.v1 on the internal port; outlives the internal server.
+  HealthService health_;
+  // The internal port's (Notify, Admin, health).
   std::unique_ptr<IoThreads> internal_io_threads_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Executor> executor_;

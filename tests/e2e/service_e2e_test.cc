@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "client/subscriber.h"
+#include "entitysync/health/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "tests/e2e/e2e_harness.h"
 
@@ -909,10 +910,45 @@ TEST_F(ServiceTest, HealthAndReflectionAreOnTheInternalPortOnly) {
   EXPECT_EQ(HealthStatus(internal()), 1);
   EXPECT_EQ(HealthStatus(internal(), std::string(kLivenessService)), 1);
   EXPECT_EQ(HealthStatus(internal(), "no.such.Service"), -1) << "NOT_FOUND";
-  EXPECT_EQ(ReflectionStatus(internal()), grpc::StatusCode::OK);
+  // Reflection is off unless asked for (--reflection).
+  EXPECT_EQ(ReflectionStatus(internal()), grpc::StatusCode::UNIMPLEMENTED);
   // The public port serves Subscribe and nothing else.
   EXPECT_EQ(HealthStatus(pub()), -1);
   EXPECT_EQ(ReflectionStatus(pub()), grpc::StatusCode::UNIMPLEMENTED);
+
+  ServerOptions options;
+  options.reflection = true;
+  Start(std::move(options));
+  EXPECT_EQ(ReflectionStatus(internal()), grpc::StatusCode::OK);
+  EXPECT_EQ(ReflectionStatus(pub()), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(ServiceTest, HealthWatchSendsTheStatusAndEachChange) {
+  using grpc::health::v1::HealthCheckResponse;
+  auto stub = grpc::health::v1::Health::NewStub(Channel(internal()));
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::seconds(10);
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::ClientContext unknown_context;
+  unknown_context.set_deadline(deadline);
+  request.set_service("no.such.Service");
+  auto unknown = stub->Watch(&unknown_context, request);
+  HealthCheckResponse response;
+  ASSERT_TRUE(unknown->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+
+  grpc::ClientContext context;
+  context.set_deadline(deadline);
+  request.set_service("");
+  auto reader = stub->Watch(&context, request);
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  // Draining makes the replica unready: the watcher hears it at once.
+  std::thread drain([&] { server_->Drain(absl::Seconds(1)); });
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  drain.join();
+  unknown_context.TryCancel();
 }
 
 TEST_F(ServiceTest, ShutdownClosesStreamsWithUnavailable) {
