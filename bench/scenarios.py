@@ -772,6 +772,8 @@ def fanout(ctx):
             "best_p99_ms": best["latency_ms"]["p99"] if best else None,
             "cpu_us_per_delivery":
                 best["server_cpu_us_per_delivery"] if best else None,
+            "context_switches_per_change":
+                best["server_context_switches_per_change"] if best else None,
             "grpc_limit_messages_per_second":
                 cal["messages_per_second"] if cal else None,
             "ratio_to_grpc_limit": ratio,
@@ -805,10 +807,13 @@ def fanout(ctx):
         rows.append(row(
             f"fan-out, {subs:,} subscribers of one key on 2 replicas: "
             f"deliveries/s with p99 <= {FANOUT_P99_MS:g} ms (Notify rate); "
-            "server CPU per delivery",
+            "server CPU per delivery; context switches per change (both "
+            "replicas)",
             (f"{fmt_rate(best_dps)}/s ({best['rate']:g}/s, p99 "
              f"{fmt_ms(best['latency_ms']['p99'])}); "
              + (f"{cpu:.2f} us" if cpu is not None else "-")
+             + (f"; {entry['context_switches_per_change']:.0f}"
+                if entry["context_switches_per_change"] is not None else "")
              if best else "no rate met it"),
             ratio=((f"{fmt_ratio(ratio)} of raw gRPC "
                     f"({fmt_rate(cal['messages_per_second'])}/s)"

@@ -194,13 +194,21 @@ void ResolveScheduler::MarkDirtyLocked(UnitState& unit,
   PostFlushLocked(unit.key.entity());
 }
 
+void ResolveScheduler::PostFlush(std::function<void()> flush) {
+  if (options_.post_flush) {
+    options_.post_flush(std::move(flush));
+  } else {
+    executor_->Post(std::move(flush));
+  }
+}
+
 void ResolveScheduler::PostFlushLocked(const std::string& entity) {
   EntityState& es = entities_[entity];
   if (es.flush_posted || stopping_) return;
   es.flush_posted = true;
-  // Flushing on the executor (not the notice's thread) lets notices that
-  // arrive meanwhile join the same batch, at no added latency when idle.
-  executor_->Post([this, entity] { Flush(entity); });
+  // Flushing on another thread (not the notice's) lets notices that arrive
+  // meanwhile join the same batch, at no added latency when idle.
+  PostFlush([this, entity] { Flush(entity); });
 }
 
 void ResolveScheduler::Flush(const std::string& entity) {
@@ -631,7 +639,7 @@ void ResolveScheduler::ResolveForSubscribe(const v1::EntityKey& key,
   }
   // On the executor, so that requests arriving meanwhile join the batch.
   if (post) {
-    executor_->Post([this, entity = key.entity()] { FlushSubscribes(entity); });
+    PostFlush([this, entity = key.entity()] { FlushSubscribes(entity); });
   }
 }
 
@@ -765,7 +773,7 @@ void ResolveScheduler::OnSubscribeResolved(
       post = true;
     }
   }
-  if (post) executor_->Post([this, entity] { FlushSubscribes(entity); });
+  if (post) PostFlush([this, entity] { FlushSubscribes(entity); });
   CallFinished();
 }
 

@@ -116,6 +116,12 @@ absl::Status EntitySyncServer::Init() {
   hub_ = std::make_unique<Hub>(interest_.get());
   executor_ = std::make_unique<Executor>(options_.executor_threads);
   options_.scheduler.max_row_bytes = options_.limits.max_row_bytes;
+  // Flushes run on an I/O thread, so the resolver's answer arrives on the
+  // thread that started the call and the writes of its streams start there.
+  options_.scheduler.post_flush =
+      [threads = io_threads_.get()](std::function<void()> flush) {
+        threads->Pick().Post(std::move(flush));
+      };
   scheduler_ = std::make_unique<ResolveScheduler>(
       &table_, hub_.get(), executor_.get(), &clock_, options_.scheduler);
   registry_ = std::make_unique<SessionRegistry>(

@@ -129,15 +129,20 @@ def main(out_dir):
         check(e.get("steps"), f"fanout {e.get('subscribers')}: no steps")
         for key in ("ratio_to_grpc_limit", "ratio_to_grpc_fanout_limit",
                     "grpc_fanout_limit_messages_per_second",
-                    "grpc_fanout_server_cpu_us_per_message"):
+                    "grpc_fanout_server_cpu_us_per_message",
+                    "ratio_to_grpc_cq_fanout_limit",
+                    "grpc_cq_fanout_limit_messages_per_second",
+                    "grpc_cq_fanout_server_cpu_us_per_message"):
             check(key in e, f"fanout {e.get('subscribers')}: {key} missing")
         if number(e.get("best_deliveries_per_second")) \
                 and number(e.get("grpc_fanout_limit_messages_per_second")):
             check(number(e.get("ratio_to_grpc_fanout_limit")),
                   f"fanout {e['subscribers']}: no ratio to raw gRPC fan-out")
-            check(any("raw gRPC fan-out" in (r.get("ratio") or "")
-                      for r in fanout_rows),
-                  "fanout: no row states the ratio to raw gRPC fan-out")
+            for api in ("callback", "completion-queue"):
+                check(any(f"raw {api} gRPC fan-out" in (r.get("ratio") or "")
+                          for r in fanout_rows),
+                      f"fanout: no row states the ratio to raw {api} gRPC "
+                      "fan-out")
         for st in e.get("steps") or []:
             check_step(f"fanout {e['subscribers']} at {st.get('rate')}/s", st)
             check(number(st.get("server_cpu_us_per_delivery")),
