@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "server/config.h"
 #include "server/entity_key.h"
+#include "server/session/session_transport.h"
 
 namespace entitysync {
 namespace {
@@ -596,6 +597,8 @@ void ResolveScheduler::Drain(const std::string& key_string,
       key = unit->key;
       per_credentials = unit->per_credentials;
     }
+    // Sessions on other I/O threads are woken once per thread, at the end.
+    DeliveryBatch batch;
     for (const SubscriberRef& ref : hub_->Lookup(key)) {
       if (per_credentials && *ref.credentials != credentials) continue;
       ref.subscriber->Deliver(msg);

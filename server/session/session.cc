@@ -551,13 +551,15 @@ void Session::Wake() {
     if (wake_posted_ || done_) return;
     wake_posted_ = true;
   }
-  executor_->Post([self = shared_from_this()] {
+  absl::AnyInvocable<void()&&> pump = [self = shared_from_this()] {
     {
       absl::MutexLock lock(&self->mu_);
       self->wake_posted_ = false;
     }
     self->Pump();
-  });
+  };
+  // In a fan-out, one task per I/O thread wakes all its sessions.
+  if (!DeliveryBatch::Add(executor_, pump)) executor_->Post(std::move(pump));
 }
 
 void Session::Pump() {

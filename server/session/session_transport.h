@@ -9,6 +9,8 @@
 #ifndef ENTITYSYNC_SERVER_SESSION_SESSION_TRANSPORT_H_
 #define ENTITYSYNC_SERVER_SESSION_SESSION_TRANSPORT_H_
 
+#include <vector>
+
 #include "absl/functional/any_invocable.h"
 #include "grpcpp/support/status.h"
 #include "server/outbound_message.h"
@@ -22,6 +24,33 @@ class SessionExecutor {
   virtual void Post(absl::AnyInvocable<void() &&> task) = 0;
   // True on the executor's own thread (work may run inline).
   virtual bool IsCurrent() const = 0;
+};
+
+// Groups the wake-ups of one burst of deliveries: while a DeliveryBatch
+// lives on a thread, a session of another executor that needs waking is
+// added to it, and when the outermost batch ends it posts one task per
+// executor that wakes all of them. A fan-out to N sessions on an I/O thread
+// then costs that thread one hand-off, not N. Batches nest; not shared
+// between threads.
+class DeliveryBatch {
+ public:
+  DeliveryBatch();
+  ~DeliveryBatch();
+  DeliveryBatch(const DeliveryBatch&) = delete;
+  DeliveryBatch& operator=(const DeliveryBatch&) = delete;
+
+  // Takes `task` for `executor` when a batch is open on this thread (and
+  // returns true); otherwise leaves it with the caller.
+  static bool Add(SessionExecutor* executor,
+                  absl::AnyInvocable<void() &&>& task);
+
+ private:
+  struct Group {
+    SessionExecutor* executor;
+    std::vector<absl::AnyInvocable<void() &&>> tasks;
+  };
+  DeliveryBatch* const outer_;
+  std::vector<Group> groups_;  // few: one per executor
 };
 
 class SessionTransport {
