@@ -18,16 +18,12 @@ AdminService::AdminService(std::string replica, const Hub* hub,
       auth_(auth) {}
 
 void AdminService::Listen(IoThreads* threads) {
-  for (size_t i = 0; i < threads->size(); ++i) {
-    auto method = std::make_unique<Call::Method>();
-    method->request = [this](auto&&... args) {
-      RequestStats(std::forward<decltype(args)>(args)...);
-    };
-    method->handle = [this](Call* call) { Stats(call); };
-    method->thread = &threads->at(i);
-    Call::Listen(method.get());
-    methods_.push_back(std::move(method));
-  }
+  Call::ListenOnEach(
+      threads,
+      [this](auto&&... args) {
+        RequestStats(std::forward<decltype(args)>(args)...);
+      },
+      [this](Call* call) { Stats(call); }, /*notify_cancel=*/false, &methods_);
 }
 
 void AdminService::Stats(Call* call) {

@@ -135,15 +135,14 @@ void HealthService::RemoveWatch(WatchCall* watch) {
 }
 
 void HealthService::Listen(IoThreads* threads) {
+  CheckCall::ListenOnEach(
+      threads,
+      [this](auto&&... args) {
+        RequestCheck(std::forward<decltype(args)>(args)...);
+      },
+      [this](CheckCall* call) { Check(call); }, /*notify_cancel=*/false,
+      &check_methods_);
   for (size_t i = 0; i < threads->size(); ++i) {
-    auto check = std::make_unique<CheckCall::Method>();
-    check->request = [this](auto&&... args) {
-      RequestCheck(std::forward<decltype(args)>(args)...);
-    };
-    check->handle = [this](CheckCall* call) { Check(call); };
-    check->thread = &threads->at(i);
-    CheckCall::Listen(check.get());
-    check_methods_.push_back(std::move(check));
     WatchCall::Listen(this, &threads->at(i));
   }
 }

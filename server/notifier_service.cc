@@ -85,16 +85,12 @@ NotifierService::NotifierService(const Limits* limits, const EntityTable* table,
       auth_(auth) {}
 
 void NotifierService::Listen(IoThreads* threads) {
-  for (size_t i = 0; i < threads->size(); ++i) {
-    auto method = std::make_unique<Call::Method>();
-    method->request = [this](auto&&... args) {
-      RequestNotify(std::forward<decltype(args)>(args)...);
-    };
-    method->handle = [this](Call* call) { Handle(call); };
-    method->thread = &threads->at(i);
-    Call::Listen(method.get());
-    methods_.push_back(std::move(method));
-  }
+  Call::ListenOnEach(
+      threads,
+      [this](auto&&... args) {
+        RequestNotify(std::forward<decltype(args)>(args)...);
+      },
+      [this](Call* call) { Handle(call); }, /*notify_cancel=*/false, &methods_);
 }
 
 void NotifierService::Handle(Call* call) {

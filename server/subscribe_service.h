@@ -42,20 +42,15 @@ class SubscribeService
         SubscribeCall::Listen(listener.get());
       }
       listeners_.push_back(std::move(listener));
-
-      auto await = std::make_unique<AwaitCall::Call::Method>();
-      await->request = [this](auto&&... args) {
-        RequestAwait(std::forward<decltype(args)>(args)...);
-      };
-      await->handle = [this](AwaitCall::Call* call) {
-        AwaitCall::Start(call, await_deps_);
-      };
-      // A long poll whose client leaves is let go at once.
-      await->notify_cancel = true;
-      await->thread = &threads->at(i);
-      AwaitCall::Call::Listen(await.get());
-      await_methods_.push_back(std::move(await));
     }
+    // A long poll whose client leaves is let go at once (notify_cancel).
+    AwaitCall::Call::ListenOnEach(
+        threads,
+        [this](auto&&... args) {
+          RequestAwait(std::forward<decltype(args)>(args)...);
+        },
+        [this](AwaitCall::Call* call) { AwaitCall::Start(call, await_deps_); },
+        /*notify_cancel=*/true, &await_methods_);
   }
 
  private:

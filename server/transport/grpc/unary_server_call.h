@@ -14,7 +14,9 @@
 #define ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_SERVER_CALL_H_
 
 #include <functional>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "grpcpp/completion_queue.h"
@@ -48,6 +50,25 @@ class UnaryServerCall {
     method->request(&call->context_, &call->request_, &call->writer_,
                     method->thread->cq(), method->thread->cq(),
                     &call->accepted_tag_);
+  }
+
+  // Serves the method on every thread of `threads`: one Method per thread,
+  // kept in `methods` (which must outlive the server's calls), each with a
+  // call requested.
+  static void ListenOnEach(IoThreads* threads,
+                           decltype(Method::request) request,
+                           std::function<void(UnaryServerCall*)> handle,
+                           bool notify_cancel,
+                           std::vector<std::unique_ptr<Method>>* methods) {
+    for (size_t i = 0; i < threads->size(); ++i) {
+      auto method = std::make_unique<Method>();
+      method->request = request;
+      method->handle = handle;
+      method->notify_cancel = notify_cancel;
+      method->thread = &threads->at(i);
+      Listen(method.get());
+      methods->push_back(std::move(method));
+    }
   }
 
   UnaryServerCall(const UnaryServerCall&) = delete;
