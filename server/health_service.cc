@@ -16,7 +16,7 @@ class HealthService::WatchCall
     : public std::enable_shared_from_this<WatchCall> {
  public:
   WatchCall(HealthService* service, IoThread* thread)
-      : service_(service), thread_(thread) {}
+      : service_(service), thread_(thread), live_(thread) {}
 
   static void Listen(HealthService* service, IoThread* thread) {
     auto watch = std::make_shared<WatchCall>(service, thread);
@@ -76,6 +76,8 @@ class HealthService::WatchCall
 
   HealthService* const service_;
   IoThread* const thread_;
+  // Released last, once nothing of the call can start an operation.
+  IoThread::LiveCall live_;
   grpc::ServerContext context_;
   HealthCheckRequest request_;
   HealthCheckResponse response_;

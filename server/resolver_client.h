@@ -4,7 +4,8 @@
 //
 // Resolve is asynchronous and never blocks; `done` runs exactly once, on an
 // I/O thread (the caller's own when it is one; see
-// server/transport/grpc/io_threads.h), and must not block either.
+// server/transport/grpc/io_threads.h; at once on the caller's thread with
+// UNAVAILABLE once the server is shutting down), and must not block either.
 // Thread-safe.
 #ifndef ENTITYSYNC_SERVER_RESOLVER_CLIENT_H_
 #define ENTITYSYNC_SERVER_RESOLVER_CLIENT_H_

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "grpc/support/time.h"
 
 namespace entitysync {
@@ -75,7 +76,25 @@ bool IoThread::IsCurrent() const {
   return std::this_thread::get_id() == thread_id_;
 }
 
+void IoThread::CallEnded() {
+  if (live_calls_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    absl::MutexLock lock(&quiet_mu_);
+    quiet_.SignalAll();
+  }
+}
+
 void IoThread::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+  }
+  if (thread_.joinable()) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    absl::MutexLock lock(&quiet_mu_);
+    while (live_calls_.load(std::memory_order_acquire) > 0) {
+      if (quiet_.WaitWithDeadline(&quiet_mu_, deadline)) break;
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;

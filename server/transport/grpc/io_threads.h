@@ -63,8 +63,28 @@ class IoThread final : public SessionExecutor {
   // Only this thread may poll it; operations may be started on it here.
   grpc::ServerCompletionQueue* cq() const { return cq_.get(); }
   void Start();
-  // Shuts the queue down, drains it and joins the thread.
+  // Waits (polling, taking posts, up to 10 s) until no call of this thread
+  // is alive, then shuts the queue down, drains it and joins the thread. A
+  // completion may start another operation of its call (a Finish after a
+  // failed write, the next accept), which gRPC forbids once the queue is
+  // shut down: so the queue shuts down only when no call is left, after
+  // the server's Shutdown has cancelled them all.
   void Shutdown();
+
+  // Held by every call (server or client) that starts operations on this
+  // queue, for as long as it may start one.
+  class LiveCall {
+   public:
+    explicit LiveCall(IoThread* thread) : thread_(thread) {
+      thread_->live_calls_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~LiveCall() { thread_->CallEnded(); }
+    LiveCall(const LiveCall&) = delete;
+    LiveCall& operator=(const LiveCall&) = delete;
+
+   private:
+    IoThread* const thread_;
+  };
 
   // Runs `task` on this thread after the tasks posted before it. From this
   // thread too (then it runs after the current completion).
@@ -83,6 +103,7 @@ class IoThread final : public SessionExecutor {
  private:
   void Run();
   void OnKick(bool ok);
+  void CallEnded();
 
   const std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::thread thread_;
@@ -93,6 +114,9 @@ class IoThread final : public SessionExecutor {
   // The alarm is set (a wake-up is on its way); reset when it is delivered.
   bool kick_armed_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int> live_calls_{0};
+  absl::Mutex quiet_mu_;  // CallEnded signals Shutdown's wait
+  absl::CondVar quiet_;
   grpc::Alarm kick_;
   IoTagOf<IoThread, &IoThread::OnKick> kick_tag_{this};
 };

@@ -18,7 +18,7 @@ void SubscribeCall::Listen(const SubscribeListener* listener) {
 }
 
 SubscribeCall::SubscribeCall(const SubscribeListener* listener)
-    : listener_(listener) {}
+    : listener_(listener), live_(listener->thread) {}
 
 void SubscribeCall::OnAccepted(bool ok) {
   if (!ok) {

@@ -66,6 +66,8 @@ class SubscribeCall final : public SessionTransport {
   void MaybeDelete();
 
   const SubscribeListener* const listener_;
+  // First: released last, once nothing of the call can start an operation.
+  IoThread::LiveCall live_;
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{
       &context_};

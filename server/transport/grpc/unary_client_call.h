@@ -11,7 +11,8 @@
 //
 // `done` runs exactly once: on the thread, with the response or the call's
 // error, after the call's state (and its channel reference) is freed; or at
-// once on the caller's thread with UNAVAILABLE when the thread is shut down.
+// once on the caller's thread with UNAVAILABLE when the thread is shut down
+// (the caller is then not an I/O thread; callers hold no lock).
 #ifndef ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_CLIENT_CALL_H_
 #define ENTITYSYNC_SERVER_TRANSPORT_GRPC_UNARY_CLIENT_CALL_H_
 
@@ -42,7 +43,7 @@ class UnaryClientCall final : public IoTag {
 
   static void Start(IoThread& thread, absl::Time deadline, Prepare prepare,
                     UnaryDone<Response> done) {
-    auto* call = new UnaryClientCall(std::move(done));
+    auto* call = new UnaryClientCall(&thread, std::move(done));
     call->context_.set_deadline(absl::ToChronoTime(deadline));
     const bool started = thread.StartOnQueue([&](grpc::CompletionQueue* cq) {
       call->reader_ = prepare(&call->context_, cq);
@@ -68,9 +69,12 @@ class UnaryClientCall final : public IoTag {
   }
 
  private:
-  explicit UnaryClientCall(UnaryDone<Response> done) : done_(std::move(done)) {}
+  UnaryClientCall(IoThread* thread, UnaryDone<Response> done)
+      : live_(thread), done_(std::move(done)) {}
   ~UnaryClientCall() = default;
 
+  // Released last: the thread's queue outlives the call.
+  IoThread::LiveCall live_;
   grpc::ClientContext context_;
   Response response_;
   grpc::Status status_;

@@ -96,12 +96,14 @@ class UnaryServerCall {
         method_->thread->TryPost([this, status = std::move(status)]() mutable {
           FinishHere(std::move(status));
         });
-    // The thread is shut down, its queue drained: nothing is pending here.
+    // The thread shuts down only once no call is alive, so this call's
+    // notices have all been delivered: nothing is pending here.
     if (!posted) Destroy();
   }
 
  private:
-  explicit UnaryServerCall(const Method* method) : method_(method) {}
+  explicit UnaryServerCall(const Method* method)
+      : method_(method), live_(method->thread) {}
   ~UnaryServerCall() = default;
 
   void OnAccepted(bool ok) {
@@ -140,6 +142,8 @@ class UnaryServerCall {
   }
 
   const Method* const method_;
+  // Released last, once nothing of the call can start an operation.
+  IoThread::LiveCall live_;
   grpc::ServerContext context_;
   Request request_;
   Response response_;
