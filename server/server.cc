@@ -201,6 +201,11 @@ absl::Status EntitySyncServer::Init() {
         ms(options_.min_client_ping_interval));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                options_.max_concurrent_streams);
+    if (options_.small_read_buffers) {
+      builder.AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1024);
+      builder.AddChannelArgument(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256);
+      builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4096);
+    }
     // A port in use is an error, not a port silently shared (SO_REUSEPORT).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(

@@ -81,6 +81,11 @@ struct ServerOptions {
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   // Concurrent streams per HTTP/2 connection.
   int max_concurrent_streams = 100;
+  // Public connections read in chunks of 1 KB (256 B to 4 KB, adapting)
+  // instead of gRPC's 8 KB: clients send little, and an idle connection
+  // holds its read buffer. Takes effect with gRPC's tcp_read_chunks
+  // experiment off (entitysync-server's main turns it off).
+  bool small_read_buffers = true;
   // Draining: clients are told to reconnect within this (with jitter).
   absl::Duration goaway_reconnect_within = absl::Seconds(2);
 };
