@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "bench/direct_target.h"
 #include "bench/subscribe_response_reader.h"
+#include "common/metadata.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
@@ -107,6 +108,7 @@ void LoadStream::Start(grpc::GenericStub* stub) {
   if (!env_->credentials.empty()) {
     context_.AddMetadata("authorization", env_->credentials);
   }
+  if (env_->batch) context_.AddMetadata(kBatchMetadata, "1");
   stub->PrepareBidiStreamingCall(&context_, kSubscribeMethod,
                                  grpc::StubOptions(), this);
   if (stalled_) {
@@ -207,14 +209,22 @@ bool LoadStream::HandleResponse() {
   // Per thread, so its strings keep their capacity across deliveries.
   thread_local SubscribeResponseView view;
   StreamCounters& counters = *env_->counters;
-  if (!ReadSubscribeResponse(&read_buffer_, &view)) {
+  bool keep_reading = true;
+  if (!ReadSubscribeResponses(&read_buffer_, &view,
+                              [&](const SubscribeResponseView& one) {
+                                keep_reading &= HandleOne(one);
+                              })) {
     counters.malformed.fetch_add(1, std::memory_order_relaxed);
     if (ShouldLog(logged_malformed)) {
       std::fprintf(stderr, "stream %llu: malformed SubscribeResponse\n",
                    static_cast<unsigned long long>(index_));
     }
-    return true;
   }
+  return keep_reading;
+}
+
+bool LoadStream::HandleOne(const SubscribeResponseView& view) {
+  StreamCounters& counters = *env_->counters;
   switch (view.kind) {
     case SubscribeResponseView::Kind::kUpdate: {
       const std::optional<uint64_t> key = env_->keys->Index(view.id);

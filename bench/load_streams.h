@@ -32,6 +32,7 @@
 #include "bench/histogram.h"
 #include "bench/key_space.h"
 #include "bench/row_stamp.h"
+#include "bench/subscribe_response_reader.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -112,6 +113,8 @@ struct StreamEnvironment {
   std::vector<std::pair<std::string, int>> channel_args;
   // Sent as every stream's `authorization` metadata when not empty.
   std::string credentials;
+  // Asks for SubscribeResponse.batch, as the C++ client does.
+  bool batch = true;
 };
 
 class LoadConnection;
@@ -149,6 +152,7 @@ class LoadStream final
   void ReleaseHold();
   // Returns whether to keep reading.
   bool HandleResponse();
+  bool HandleOne(const SubscribeResponseView& view);
   void SubscriptionSettled(bool ok);
   Subscription* Find(uint64_t key);
 

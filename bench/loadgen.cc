@@ -93,6 +93,9 @@ ABSL_FLAG(std::vector<std::string>, channel_args, {},
 ABSL_FLAG(int, credentials_bytes, 0,
           "Send an `authorization` token of this many bytes on every stream "
           "(real tokens are often hundreds of bytes); 0: none.");
+ABSL_FLAG(bool, batch, true,
+          "Ask for SubscribeResponse.batch (several waiting messages in "
+          "one), as the C++ client does.");
 ABSL_FLAG(int, max_pending_streams, 1000,
           "Streams opened but not yet ready, at most (see "
           "--max_pending_subscriptions).");
@@ -313,6 +316,7 @@ class LoadGenerator {
         std::string(static_cast<size_t>(
                         std::max(absl::GetFlag(FLAGS_credentials_bytes), 0)),
                     't');
+    env_.batch = absl::GetFlag(FLAGS_batch);
   }
 
   int Run() {

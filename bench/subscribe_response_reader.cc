@@ -1,5 +1,7 @@
 #include "bench/subscribe_response_reader.h"
 
+#include <functional>
+
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/support/proto_buffer_reader.h"
@@ -17,6 +19,8 @@ constexpr int kResponseUpdate = 2;
 constexpr int kResponseStale = 3;
 constexpr int kResponseError = 4;
 constexpr int kResponseGoAway = 7;
+constexpr int kResponseBatch = 9;
+constexpr int kBatchResponses = 1;
 constexpr int kKeyId = 2;
 constexpr int kSubscribedKey = 2;
 constexpr int kUpdateKey = 1;
@@ -163,10 +167,7 @@ bool ReadError(CodedInputStream* in, SubscribeResponseView* out) {
   });
 }
 
-}  // namespace
-
-bool ReadSubscribeResponse(grpc::ByteBuffer* buffer,
-                           SubscribeResponseView* out) {
+void Reset(SubscribeResponseView* out) {
   out->kind = SubscribeResponseView::Kind::kOther;
   out->id.clear();
   out->version = 0;
@@ -175,38 +176,88 @@ bool ReadSubscribeResponse(grpc::ByteBuffer* buffer,
   out->stamp = RowStamp{};
   out->error_code = 0;
   out->error_message.clear();
+}
 
-  grpc::ProtoBufferReader reader(buffer);
-  if (!reader.status().ok()) return false;
-  CodedInputStream in(&reader);
-  while (const uint32_t tag = in.ReadTag()) {
+// Reads one SubscribeResponse's fields up to the current limit. A batch
+// (top level only, `each` set) hands each message in it to `each`.
+bool ReadResponseFields(
+    CodedInputStream* in, SubscribeResponseView* out, bool* batched,
+    const std::function<void(const SubscribeResponseView&)>* each) {
+  while (const uint32_t tag = in->ReadTag()) {
     const int field = WireFormatLite::GetTagFieldNumber(tag);
     bool ok;
     // A oneof: a later kind replaces an earlier one, as in a full parse.
     if (!IsLengthDelimited(tag)) {
-      ok = WireFormatLite::SkipField(&in, tag);
+      ok = WireFormatLite::SkipField(in, tag);
     } else if (field == kResponseUpdate) {
       out->kind = SubscribeResponseView::Kind::kUpdate;
-      ok = ReadUpdate(&in, out);
+      ok = ReadUpdate(in, out);
     } else if (field == kResponseSubscribed) {
       out->kind = SubscribeResponseView::Kind::kSubscribed;
-      ok = ReadKeyField(&in, kSubscribedKey, &out->id);
+      ok = ReadKeyField(in, kSubscribedKey, &out->id);
     } else if (field == kResponseStale) {
       out->kind = SubscribeResponseView::Kind::kStale;
-      ok = ReadKeyField(&in, kStaleKey, &out->id);
+      ok = ReadKeyField(in, kStaleKey, &out->id);
     } else if (field == kResponseError) {
       out->kind = SubscribeResponseView::Kind::kError;
-      ok = ReadError(&in, out);
+      ok = ReadError(in, out);
     } else if (field == kResponseGoAway) {
       out->kind = SubscribeResponseView::Kind::kGoAway;
-      ok = WireFormatLite::SkipField(&in, tag);
+      ok = WireFormatLite::SkipField(in, tag);
+    } else if (field == kResponseBatch && each != nullptr) {
+      *batched = true;
+      ok = ReadNested(in, [&] {
+        while (const uint32_t item = in->ReadTag()) {
+          if (WireFormatLite::GetTagFieldNumber(item) != kBatchResponses ||
+              !IsLengthDelimited(item)) {
+            if (!WireFormatLite::SkipField(in, item)) return false;
+            continue;
+          }
+          Reset(out);
+          bool nested_batch = false;
+          if (!ReadNested(in, [&] {
+                return ReadResponseFields(in, out, &nested_batch, nullptr);
+              })) {
+            return false;
+          }
+          (*each)(*out);
+        }
+        return true;
+      });
     } else {
       out->kind = SubscribeResponseView::Kind::kOther;
-      ok = WireFormatLite::SkipField(&in, tag);
+      ok = WireFormatLite::SkipField(in, tag);
     }
     if (!ok) return false;
   }
-  return in.ConsumedEntireMessage();
+  return true;
+}
+
+bool Read(grpc::ByteBuffer* buffer, SubscribeResponseView* out, bool* batched,
+          const std::function<void(const SubscribeResponseView&)>* each) {
+  Reset(out);
+  grpc::ProtoBufferReader reader(buffer);
+  if (!reader.status().ok()) return false;
+  CodedInputStream in(&reader);
+  return ReadResponseFields(&in, out, batched, each) &&
+         in.ConsumedEntireMessage();
+}
+
+}  // namespace
+
+bool ReadSubscribeResponse(grpc::ByteBuffer* buffer,
+                           SubscribeResponseView* out) {
+  bool batched = false;
+  return Read(buffer, out, &batched, nullptr);
+}
+
+bool ReadSubscribeResponses(
+    grpc::ByteBuffer* buffer, SubscribeResponseView* view,
+    const std::function<void(const SubscribeResponseView&)>& each) {
+  bool batched = false;
+  if (!Read(buffer, view, &batched, &each)) return false;
+  if (!batched) each(*view);
+  return true;
 }
 
 }  // namespace bench

@@ -11,6 +11,7 @@
 #define ENTITYSYNC_BENCH_SUBSCRIBE_RESPONSE_READER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "bench/row_stamp.h"
@@ -44,8 +45,17 @@ struct SubscribeResponseView {
 
 // Fills `out` from `buffer`. False when the bytes are not a well-formed
 // SubscribeResponse (`out` is then unspecified).
+// A batch reads as kOther here; see ReadSubscribeResponses.
 bool ReadSubscribeResponse(grpc::ByteBuffer* buffer,
                            SubscribeResponseView* out);
+
+// Hands each SubscribeResponse that `buffer` carries to `each`, in order:
+// the one it is, or every message of a SubscribeResponse.batch, read into
+// `view`. False when the bytes are malformed (after handing on those read
+// before the fault).
+bool ReadSubscribeResponses(
+    grpc::ByteBuffer* buffer, SubscribeResponseView* view,
+    const std::function<void(const SubscribeResponseView&)>& each);
 
 }  // namespace bench
 }  // namespace entitysync

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/metadata.h"
+
 namespace entitysync {
 namespace client {
 
@@ -15,6 +17,9 @@ std::shared_ptr<SubscribeStream> SubscribeStream::Start(
     context = stream->context_.get();
   }
   if (!credentials.empty()) context->AddMetadata("authorization", credentials);
+  // Several waiting messages then come in one (SubscribeResponse.batch),
+  // which costs both ends less than one read each.
+  context->AddMetadata(kBatchMetadata, "1");
   stream->self_ = stream;
   // The stub is needed only to create the call.
   v1::EntitySync::NewStub(channel)->async()->Subscribe(context, stream.get());

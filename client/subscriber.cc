@@ -434,6 +434,12 @@ void Subscriber::HandleMessage(const v1::SubscribeResponse& message) {
     case v1::SubscribeResponse::kGoaway:
       HandleGoAway(message.goaway());
       break;
+    case v1::SubscribeResponse::kBatch:
+      // Asked for by SubscribeStream: each as if it had come alone.
+      for (const v1::SubscribeResponse& m : message.batch().responses()) {
+        HandleMessage(m);
+      }
+      break;
     case v1::SubscribeResponse::kAuthenticated:
     case v1::SubscribeResponse::kPassthroughReply:
     case v1::SubscribeResponse::KIND_NOT_SET:

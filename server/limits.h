@@ -21,6 +21,9 @@ struct Limits {
   // burst of max_subscriptions_per_stream.
   double subscribe_rate_per_second = 200;
   size_t max_outbound_queue_bytes = 4 << 20;
+  // Messages waiting for a stream leave in one write of up to this many
+  // bytes (a lone larger message leaves alone). 0: one message per write.
+  size_t max_write_batch_bytes = 64 << 10;
   // A write outstanding this long while more updates wait means the client
   // has stopped reading: the stream is closed.
   absl::Duration write_stall_timeout = absl::Seconds(10);

@@ -114,6 +114,9 @@ ABSL_FLAG(double, subscribe_rate, 200,
           "Sustained subscribe/unsubscribe requests per second per stream.");
 ABSL_FLAG(uint64_t, max_outbound_queue_bytes, 4 << 20,
           "Bytes queued for one stream before it is closed as too slow.");
+ABSL_FLAG(uint64_t, max_write_batch_bytes, 64 << 10,
+          "Messages waiting for a stream leave in one write of up to this "
+          "many bytes; 0: one message per write.");
 ABSL_FLAG(
     absl::Duration, write_stall_timeout, absl::Seconds(10),
     "A write outstanding this long while updates wait closes the stream.");
@@ -200,6 +203,7 @@ int Run() {
   limits.subscribe_rate_per_second = absl::GetFlag(FLAGS_subscribe_rate);
   limits.max_outbound_queue_bytes =
       absl::GetFlag(FLAGS_max_outbound_queue_bytes);
+  limits.max_write_batch_bytes = absl::GetFlag(FLAGS_max_write_batch_bytes);
   limits.write_stall_timeout = absl::GetFlag(FLAGS_write_stall_timeout);
   limits.max_row_bytes = absl::GetFlag(FLAGS_max_row_bytes);
   limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);

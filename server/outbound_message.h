@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 
@@ -39,11 +40,20 @@ struct OutboundMessage {
   size_t size = 0;
 };
 
+// What one write to a stream carries: usually one message, several when
+// more were waiting and the transport takes them together.
+using OutboundBatch = absl::InlinedVector<OutboundMessage, 1>;
+
 // Serializes `response` once into a ByteBuffer of exactly its size.
 OutboundMessage EncodeOutbound(const v1::SubscribeResponse& response,
                                OutboundMessage::Kind kind,
                                std::string key_string = {},
                                uint64_t version = 0);
+
+// The SubscribeResponse{batch} holding `messages` in order, built from
+// their bytes without parsing or copying them: only the few bytes of field
+// headers are new; the payload slices are shared.
+grpc::ByteBuffer EncodeBatch(const OutboundBatch& messages);
 
 }  // namespace entitysync
 

@@ -63,6 +63,17 @@ std::optional<OutboundMessage> OutboundQueue::Pop() {
   return msg;
 }
 
+OutboundBatch OutboundQueue::PopBatch(size_t max_bytes) {
+  OutboundBatch batch;
+  size_t bytes = 0;
+  while (!items_.empty() && batch.size() < kMaxBatchMessages &&
+         (batch.empty() || bytes + items_.front().size <= max_bytes)) {
+    bytes += items_.front().size;
+    batch.push_back(*Pop());
+  }
+  return batch;
+}
+
 void OutboundQueue::EraseIndexed(List::iterator it) {
   bytes_ -= it->size;
   items_.erase(it);

@@ -32,6 +32,11 @@ class OutboundQueue {
   // kOverflow leaves the message queued; the caller should close the stream.
   PushResult Push(OutboundMessage msg);
   std::optional<OutboundMessage> Pop();
+  // Pops the first message and, behind it, as many as fit with it in
+  // `max_bytes` (at most kMaxBatchMessages); empty when nothing waits. A
+  // first message over `max_bytes` leaves alone.
+  static constexpr size_t kMaxBatchMessages = 256;
+  OutboundBatch PopBatch(size_t max_bytes);
   // Drops pending updates and stale signals whose key matches (used on
   // unsubscribe, so no rows arrive after it).
   void DropKeys(const std::function<bool(absl::string_view key_string)>& match);

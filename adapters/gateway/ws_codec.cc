@@ -149,6 +149,7 @@ std::string EncodeEnveloped(const v1::SubscribeResponse& response) {
       return out;
     }
     case v1::SubscribeResponse::kGoaway:
+    case v1::SubscribeResponse::kBatch:  // the gateway does not ask for them
     case v1::SubscribeResponse::KIND_NOT_SET:
       break;
   }

@@ -567,7 +567,7 @@ void Session::Pump() {
   bool cancel = false;
   bool finish = false;
   grpc::Status finish_status;
-  std::optional<OutboundMessage> write;
+  OutboundBatch write;
   {
     absl::MutexLock lock(&mu_);
     transport = transport_;
@@ -581,10 +581,13 @@ void Session::Pump() {
         finish_called_ = true;
         finish = true;
         finish_status = close_status_;
-      } else if ((write = queue_.Pop())) {
-        if (write->kind == OutboundMessage::Kind::kUpdate &&
-            deps_.counters != nullptr) {
-          Bump(deps_.counters->updates_delivered);
+      } else if (!(write = queue_.PopBatch(deps_.limits->max_write_batch_bytes))
+                      .empty()) {
+        if (deps_.counters != nullptr) {
+          Bump(deps_.counters->updates_delivered,
+               std::count_if(write.begin(), write.end(), [](const auto& m) {
+                 return m.kind == OutboundMessage::Kind::kUpdate;
+               }));
         }
         write_in_flight_ = true;
         write_started_ = absl::Now();
@@ -595,7 +598,7 @@ void Session::Pump() {
   // OnWriteDone then lets Finish run.
   if (cancel) transport->CancelWrite();
   if (finish) transport->Finish(finish_status);
-  if (write) transport->Write(*std::move(write));
+  if (!write.empty()) transport->Write(std::move(write));
 }
 
 void Session::OnWriteDone(bool ok) {

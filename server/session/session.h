@@ -18,7 +18,8 @@
 // (Write, Finish, CancelWrite) only there, with no lock held. Deliver, GoAway,
 // Close and resolver callbacks run on any thread: they queue under mu_ and
 // wake the executor (one posted task at a time per session). One write is in
-// flight at most; Finish is called exactly once, never with a write
+// flight at most, carrying what waits up to the limits'
+// max_write_batch_bytes; Finish is called exactly once, never with a write
 // outstanding. Lock order: Session::mu_ before hub shard locks; nothing
 // calls into a session while holding a hub or scheduler lock.
 #ifndef ENTITYSYNC_SERVER_SESSION_SESSION_H_

@@ -55,9 +55,10 @@ class DeliveryBatch {
 
 class SessionTransport {
  public:
-  // Writes one message; the transport answers with Session::OnWriteDone.
-  // At most one write is in flight.
-  virtual void Write(OutboundMessage message) = 0;
+  // Writes `messages` (one, or several that waited together) in order, as
+  // one write; the transport answers with one Session::OnWriteDone. At most
+  // one write is in flight.
+  virtual void Write(OutboundBatch messages) = 0;
   // Ends the stream with `status`: once, never with a write in flight.
   virtual void Finish(const grpc::Status& status) = 0;
   // Makes the write in flight fail (a client that stopped reading); its

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bench/row_stamp.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -159,6 +160,42 @@ TEST(SubscribeResponseReaderTest, RejectsTruncatedAndGarbledBytes) {
   grpc::ByteBuffer garbage = Buffer(std::string("\x12\xff\xff\xff\xff\x0f", 6));
   SubscribeResponseView view;
   EXPECT_FALSE(ReadSubscribeResponse(&garbage, &view));
+}
+
+TEST(SubscribeResponseReaderTest, ReadsEachMessageOfABatchInOrder) {
+  v1::SubscribeResponse batch;
+  v1::SubscribeResponse* subscribed = batch.mutable_batch()->add_responses();
+  subscribed->mutable_subscribed()->mutable_key()->set_id("7");
+  *batch.mutable_batch()->add_responses() =
+      Update("7", 3, RowStamp{3, 99}, 100);
+  *batch.mutable_batch()->add_responses() = Update("8", 4, RowStamp{4, 5}, 100);
+  const std::string bytes = batch.SerializeAsString();
+  grpc::ByteBuffer buffer = Buffer(bytes, {3, bytes.size() / 2});
+  SubscribeResponseView view;
+  std::vector<std::string> seen;
+  ASSERT_TRUE(ReadSubscribeResponses(
+      &buffer, &view, [&](const SubscribeResponseView& one) {
+        seen.push_back(absl::StrCat(static_cast<int>(one.kind), ":", one.id,
+                                    ":", one.version, ":", one.has_stamp));
+      }));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{
+                absl::StrCat(static_cast<int>(Kind::kSubscribed), ":7:0:0"),
+                absl::StrCat(static_cast<int>(Kind::kUpdate), ":7:3:1"),
+                absl::StrCat(static_cast<int>(Kind::kUpdate), ":8:4:1")}));
+
+  // A lone message is handed on once, as it is.
+  buffer = Buffer(Update("9", 1, RowStamp{1, 1}, 100).SerializeAsString());
+  seen.clear();
+  ASSERT_TRUE(ReadSubscribeResponses(
+      &buffer, &view,
+      [&](const SubscribeResponseView& one) { seen.push_back(one.id); }));
+  EXPECT_EQ(seen, std::vector<std::string>{"9"});
+
+  // Cut short: false.
+  buffer = Buffer(bytes.substr(0, bytes.size() - 1));
+  EXPECT_FALSE(ReadSubscribeResponses(&buffer, &view,
+                                      [](const SubscribeResponseView&) {}));
 }
 
 }  // namespace

@@ -128,6 +128,9 @@ class RawStream {
     // Like a hung process: the client's transport does not grow its window
     // (no BDP probing), so unread messages back up to the server.
     bool small_window = false;
+    // Asks for SubscribeResponse.batch; Messages() holds what a batch
+    // carried, one by one, and BatchSizes() how many each batch held.
+    bool batch = false;
   };
 
   RawStream(int port, Options options)
@@ -136,6 +139,7 @@ class RawStream {
     if (!options.authorization.empty()) {
       context_.AddMetadata("authorization", options.authorization);
     }
+    if (options.batch) context_.AddMetadata("entitysync-batch", "1");
     context_.set_deadline(absl::ToChronoTime(absl::Now() + options.deadline));
     stream_ = stub_->Subscribe(&context_);
     if (options.read) StartReading();
@@ -152,7 +156,15 @@ class RawStream {
       v1::SubscribeResponse response;
       while (stream_->Read(&response)) {
         absl::MutexLock lock(&mu_);
-        messages_.push_back(response);
+        if (!response.has_batch()) {
+          messages_.push_back(response);
+          continue;
+        }
+        batch_sizes_.push_back(response.batch().responses_size());
+        for (const v1::SubscribeResponse& m : response.batch().responses()) {
+          if (m.has_batch()) ++nested_batches_;
+          messages_.push_back(m);
+        }
       }
       grpc::Status status = stream_->Finish();
       absl::MutexLock lock(&mu_);
@@ -191,6 +203,14 @@ class RawStream {
   std::optional<grpc::Status> status() const {
     absl::MutexLock lock(&mu_);
     return status_;
+  }
+  std::vector<int> BatchSizes() const {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
+  int nested_batches() const {
+    absl::MutexLock lock(&mu_);
+    return nested_batches_;
   }
 
   // Waits for a message that matches; nullopt on timeout.
@@ -254,6 +274,8 @@ class RawStream {
   uint64_t next_request_id_ = 0;
   mutable absl::Mutex mu_;
   std::vector<v1::SubscribeResponse> messages_;
+  std::vector<int> batch_sizes_;
+  int nested_batches_ = 0;
   std::optional<grpc::Status> status_;
 };
 

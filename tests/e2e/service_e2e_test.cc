@@ -1,5 +1,6 @@
 // End to end on one replica: the real server, the real SQLite resolver over
 // gRPC, raw gRPC streams and the real client library.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
@@ -783,6 +784,55 @@ TEST_F(GatedTest, EveryRequestIsAnsweredOnceWhenItsKeyIsReplacedMidResolve) {
   resolver_.Set(5, "later");
   ASSERT_TRUE(Notify(server_->internal_port(), {"k"}).ok());
   ASSERT_TRUE(s.AwaitUpdate("k", 5));
+}
+
+// 20 subscribes whose snapshots come back from one resolve: 40 answers wait
+// for the stream at once. A client that asked for batches gets them in few
+// messages, in the order they would have come alone; one that did not gets
+// 40 messages and never a batch (written with gRPC's buffer hint but the
+// last: without that flush they would wait in gRPC for good).
+TEST_F(GatedTest, WaitingMessagesLeaveTogetherAsABatchToClientsThatAskForIt) {
+  RawStream::Options ask;
+  ask.batch = true;
+  RawStream batched(server_->public_port(), ask);
+  RawStream plain(server_->public_port());
+  constexpr int kKeys = 20;
+  for (RawStream* s : {&batched, &plain}) {
+    for (int i = 0; i < kKeys; ++i) s->Subscribe("items", absl::StrCat(i));
+  }
+  ASSERT_TRUE(WaitFor([&] { return resolver_.waiting() >= 1; }));
+  resolver_.Open();
+  for (RawStream* s : {&batched, &plain}) {
+    ASSERT_TRUE(s->AwaitSubscribed(kKeys));
+    ASSERT_TRUE(s->AwaitUpdate(absl::StrCat(kKeys - 1)));
+  }
+  absl::SleepFor(absl::Milliseconds(100));  // Late or doubled messages.
+
+  for (RawStream* s : {&batched, &plain}) {
+    // Each request answered once, its snapshot right behind its answer.
+    const std::vector<v1::SubscribeResponse> messages = s->Messages();
+    ASSERT_EQ(messages.size(), 2u * kKeys);
+    absl::flat_hash_map<std::string, int> seen;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (!messages[i].has_subscribed()) continue;
+      const std::string& id = messages[i].subscribed().key().id();
+      EXPECT_EQ(++seen[id], 1) << id;
+      ASSERT_LT(i + 1, messages.size());
+      EXPECT_EQ(messages[i + 1].update().key().id(), id);
+    }
+    EXPECT_EQ(seen.size(), static_cast<size_t>(kKeys));
+  }
+  const std::vector<int> sizes = batched.BatchSizes();
+  ASSERT_FALSE(sizes.empty()) << "40 waiting messages and not one batch";
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 1);
+  EXPECT_LT(sizes.size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(batched.nested_batches(), 0);
+  EXPECT_TRUE(plain.BatchSizes().empty());
+  // Changes after the snapshots still arrive, batched or not.
+  resolver_.Set(7, "later");
+  ASSERT_TRUE(Notify(server_->internal_port(), {"3"}).ok());
+  ASSERT_TRUE(batched.AwaitUpdate("3", 7));
+  ASSERT_TRUE(plain.AwaitUpdate("3", 7));
 }
 
 TEST_F(GatedTest, UnversionedResolverWithNotifyVersionsKeepsUpdating) {

@@ -4,9 +4,20 @@
 
 #include "common/credentials.h"
 #include "common/grpc_status.h"
+#include "common/metadata.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace entitysync {
+namespace {
+
+// The client takes SubscribeResponse.batch (entitysync.proto, Batch).
+bool AcceptsBatches(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kBatchMetadata);
+  return it != metadata.end() && it->second == "1";
+}
+
+}  // namespace
 
 void SubscribeCall::Listen(const SubscribeListener* listener) {
   auto* call = new SubscribeCall(listener);
@@ -36,6 +47,7 @@ void SubscribeCall::OnAccepted(bool ok) {
     return;
   }
   session_ = *std::move(session);
+  client_takes_batches_ = AcceptsBatches(context_);
   // Clients know the stream is up without waiting for the first update.
   ++outstanding_;
   stream_.SendInitialMetadata(&metadata_tag_);
@@ -71,13 +83,34 @@ void SubscribeCall::OnRead(bool ok) {
   MaybeDelete();
 }
 
-void SubscribeCall::Write(OutboundMessage message) {
+void SubscribeCall::Write(OutboundBatch messages) {
   ++outstanding_;
   // The stream takes its own reference to the shared slices.
-  stream_.Write(message.bytes, &write_tag_);
+  if (messages.size() == 1) {
+    stream_.Write(messages.front().bytes, &write_tag_);
+  } else if (client_takes_batches_) {
+    stream_.Write(EncodeBatch(messages), &write_tag_);
+  } else {
+    unflushed_ = std::move(messages);
+    next_unflushed_ = 0;
+    WriteNextUnflushed();
+  }
+}
+
+void SubscribeCall::WriteNextUnflushed() {
+  grpc::WriteOptions options;
+  // All but the last wait in gRPC's buffer; the last flushes them all.
+  if (next_unflushed_ + 1 < unflushed_.size()) options.set_buffer_hint();
+  stream_.Write(unflushed_[next_unflushed_++].bytes, options, &write_tag_);
 }
 
 void SubscribeCall::OnWritten(bool ok) {
+  if (ok && !done_ && next_unflushed_ < unflushed_.size()) {
+    WriteNextUnflushed();  // the same write goes on: outstanding_ stays
+    return;
+  }
+  unflushed_.clear();
+  next_unflushed_ = 0;
   --outstanding_;
   if (!done_) session_->OnWriteDone(ok);
   MaybeDelete();
