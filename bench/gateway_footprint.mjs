@@ -3,7 +3,11 @@
 // Reports the gateway's and the server's RSS growth per connection and the
 // Notify -> last-browser-frame latency of one change fanned out to all N.
 //
-//   node bench/gateway_footprint.mjs [N=1000]
+//   node bench/gateway_footprint.mjs [N=1000] [--hosted]
+//
+// --hosted: no entitysync-gateway; the replica hosts it (--gateway_address)
+// and the browsers' streams go straight to its session core, so the
+// "server" figure is all a browser costs.
 //
 // Uses the binaries in bazel-bin (bazel build //server:entitysync-server
 // //adapters/gateway:entitysync-gateway //examples/items:items) and the test
@@ -12,10 +16,12 @@ import fs from 'node:fs';
 import WebSocket from 'ws';
 import { Stack, waitFor } from '../tests/web/harness.mjs';
 
-const N = Number(process.argv[2] || 1000);
+const args = process.argv.slice(2);
+const hosted = args.includes('--hosted');
+const N = Number(args.find((a) => !a.startsWith('--')) || 1000);
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-const stack = await Stack.start({ gateway: { max_connections: N + 10 } });
+const stack = await Stack.start({ gateway: { max_connections: N + 10 }, hosted });
 try {
   const gatewayPid = stack.gateway.pid;
   const serverPid = stack.server.pid;
@@ -41,6 +47,7 @@ try {
   const fanoutMs = Number(process.hrtime.bigint() - started) / 1e6;
   console.log(JSON.stringify({
     connections: N,
+    hosted,
     gateway_rss_kb: { before: before.gateway, after: after.gateway },
     gateway_bytes_per_connection: Math.round(((after.gateway - before.gateway) * 1024) / N),
     server_bytes_per_stream: Math.round(((after.server - before.server) * 1024) / N),

@@ -21,6 +21,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/transport/websocket/local_link.h"
 
 ABSL_FLAG(std::string, public_address, "127.0.0.1:7070",
           "Public gRPC address (EntitySync.Subscribe only).");
@@ -138,6 +139,18 @@ ABSL_FLAG(std::string, gateway_static, "",
           "Static files for the hosted gateway: PREFIX=DIR[,PREFIX=DIR...].");
 ABSL_FLAG(std::string, gateway_allowed_origins, "",
           "Origins allowed by the hosted gateway besides its own; * for any.");
+ABSL_FLAG(uint64_t, gateway_max_connections, 10000,
+          "Hosted gateway: WebSocket connections plus grpc-web calls.");
+ABSL_FLAG(uint64_t, gateway_max_subscriptions, 1000,
+          "Hosted gateway: keys per connection or call.");
+ABSL_FLAG(uint64_t, gateway_max_message_bytes, 64 << 10,
+          "Hosted gateway: largest WebSocket message or grpc-web body.");
+ABSL_FLAG(absl::Duration, gateway_idle_timeout, absl::Seconds(60),
+          "Hosted gateway: a connection silent this long is closed.");
+ABSL_FLAG(absl::Duration, gateway_write_timeout, absl::Seconds(30),
+          "Hosted gateway: a browser taking no frame this long is cut off.");
+ABSL_FLAG(int, gateway_threads, 2,
+          "Hosted gateway: threads running browser connections.");
 
 namespace {
 
@@ -155,13 +168,23 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
   options.static_mounts = *std::move(mounts);
   options.allowed_origins = absl::StrSplit(
       absl::GetFlag(FLAGS_gateway_allowed_origins), ',', absl::SkipEmpty());
+  options.max_connections = absl::GetFlag(FLAGS_gateway_max_connections);
+  options.max_subscriptions = absl::GetFlag(FLAGS_gateway_max_subscriptions);
+  options.max_message_bytes = absl::GetFlag(FLAGS_gateway_max_message_bytes);
+  options.idle_timeout = absl::GetFlag(FLAGS_gateway_idle_timeout);
+  options.write_timeout = absl::GetFlag(FLAGS_gateway_write_timeout);
+  options.threads = absl::GetFlag(FLAGS_gateway_threads);
   // In-process channels have no per-connection stream cap.
   options.streams_per_channel = 1 << 30;
   const int max_message_bytes = options.max_upstream_message_bytes;
+  // Browsers' streams go straight to the session core; the channels carry
+  // only the gateway's Await calls.
   return entitysync::gateway::Gateway::Start(
-      std::move(options), [server, max_message_bytes] {
+      std::move(options),
+      [server, max_message_bytes] {
         return server->PublicInProcessChannel(max_message_bytes);
-      });
+      },
+      entitysync::LocalLink::Factory(&server->session_deps()));
 }
 
 int Run() {

@@ -136,7 +136,7 @@ absl::Status EntitySyncServer::Init() {
         scheduler_->ResyncAll();
       });
 
-  SessionDeps deps;
+  SessionDeps& deps = session_deps_;
   deps.limits = &options_.limits;
   deps.table = &table_;
   deps.hub = hub_.get();

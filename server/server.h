@@ -32,6 +32,7 @@
 #include "server/reauthorizer.h"
 #include "server/resolve_scheduler.h"
 #include "server/server_counters.h"
+#include "server/session/session.h"
 #include "server/session/session_registry.h"
 #include "server/transport/grpc/io_threads.h"
 #include "server/version_clock.h"
@@ -119,6 +120,10 @@ class EntitySyncServer {
   // A new channel to the public port inside this process (no socket), for a
   // gateway hosted in the server. Valid until Shutdown.
   std::shared_ptr<grpc::Channel> PublicInProcessChannel(int max_message_bytes);
+  // What a session needs, for a transport hosted beside the server's own
+  // (the hosted gateway's browser connections, server/transport/websocket).
+  // Valid until the server is destroyed.
+  const SessionDeps& session_deps() const { return session_deps_; }
 
   // For tests and Admin.
   const Hub& hub() const { return *hub_; }
@@ -169,6 +174,7 @@ class EntitySyncServer {
   std::unique_ptr<NoticeDispatcher> dispatcher_;
   std::unique_ptr<PassthroughClient> passthrough_;
   std::unique_ptr<SessionRegistry> registry_;
+  SessionDeps session_deps_;
   std::unique_ptr<AwaitRegistry> awaits_;
   std::unique_ptr<grpc::Service> subscribe_service_;
   std::unique_ptr<NotifierService> notifier_service_;

@@ -37,14 +37,16 @@ absl::StatusOr<tcp::endpoint> ParseEndpoint(const std::string& address) {
 
 }  // namespace
 
-Gateway::Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels)
-    : state_(std::move(options), std::move(channels)),
+Gateway::Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels,
+                 SubscribeLinkFactory links)
+    : state_(std::move(options), std::move(channels), std::move(links)),
       io_(state_.options.threads),
       acceptor_(net::make_strand(io_)),
       accept_retry_(acceptor_.get_executor()) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
-    GatewayOptions options, UpstreamPool::ChannelFactory channels) {
+    GatewayOptions options, UpstreamPool::ChannelFactory channels,
+    SubscribeLinkFactory links) {
   if (options.threads < 1 || options.max_connections < 1 ||
       options.max_subscriptions < 1 || options.max_message_bytes < 16 ||
       options.idle_timeout <= absl::ZeroDuration() ||
@@ -62,7 +64,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
         options.upstream_credentials, options.upstream_server_name);
   }
   std::unique_ptr<Gateway> gateway(
-      new Gateway(std::move(options), std::move(channels)));
+      new Gateway(std::move(options), std::move(channels), std::move(links)));
   beast::error_code error;
   tcp::acceptor& acceptor = gateway->acceptor_;
   acceptor.open(endpoint->protocol(), error);

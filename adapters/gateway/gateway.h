@@ -31,11 +31,14 @@ namespace gateway {
 class Gateway {
  public:
   // Listens on options.address and starts the threads. `channels` makes the
-  // upstream channels; null means TCP to options.upstream.
-  // INVALID_ARGUMENT for unusable options, UNAVAILABLE when the address
-  // cannot be bound.
+  // upstream channels; null means TCP to options.upstream. `links` opens
+  // the Subscribe streams of WebSockets and grpc-web Watch calls; null
+  // means calls on those channels (a replica hosting the gateway passes its
+  // session core instead). INVALID_ARGUMENT for unusable options,
+  // UNAVAILABLE when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<Gateway>> Start(
-      GatewayOptions options, UpstreamPool::ChannelFactory channels = nullptr);
+      GatewayOptions options, UpstreamPool::ChannelFactory channels = nullptr,
+      SubscribeLinkFactory links = nullptr);
 
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -56,7 +59,8 @@ class Gateway {
   void Stop(absl::Duration grace = absl::Seconds(5));
 
  private:
-  Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels);
+  Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels,
+          SubscribeLinkFactory links);
 
   void DoAccept();
 

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/gateway/static_files.h"
+#include "adapters/gateway/subscribe_link.h"
 #include "adapters/gateway/upstream.h"
 
 namespace entitysync {
@@ -99,9 +100,13 @@ class ConnectionRegistry {
 };
 
 struct GatewayState {
-  GatewayState(GatewayOptions options_in, UpstreamPool::ChannelFactory factory)
+  // Null `links`: every Subscribe stream is a call on `upstream`.
+  GatewayState(GatewayOptions options_in, UpstreamPool::ChannelFactory factory,
+               SubscribeLinkFactory links_in)
       : options(std::move(options_in)),
         upstream(std::move(factory), options.streams_per_channel),
+        links(links_in != nullptr ? std::move(links_in)
+                                  : UpstreamStream::Factory(&upstream)),
         static_files(options.static_mounts),
         connections(options.max_connections) {}
 
@@ -112,7 +117,11 @@ struct GatewayState {
   const GatewayOptions options;
   // HttpSessions alive (connections not, or not yet, upgraded).
   std::atomic<size_t> http_sessions{0};
+  // Channels to the service's public port: Await, and the Subscribe
+  // streams unless `links` leads elsewhere.
   UpstreamPool upstream;
+  // Where each WebSocket's and grpc-web Watch's Subscribe stream goes.
+  const SubscribeLinkFactory links;
   const StaticFiles static_files;
   ConnectionRegistry connections;
 };

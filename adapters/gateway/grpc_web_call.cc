@@ -43,7 +43,7 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
                                 shared_from_this()));
 
   std::shared_ptr<GrpcWebCall> self = shared_from_this();
-  UpstreamStream::Events events;
+  SubscribeLink::Events events;
   events.on_message = [self](v1::SubscribeResponse response) {
     net::post(self->stream_.get_executor(),
               [self, response = std::move(response)]() mutable {
@@ -54,8 +54,8 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
     net::post(self->stream_.get_executor(),
               [self, status] { self->OnUpstreamDone(status); });
   };
-  upstream_ = UpstreamStream::Start(&state_->upstream, authorization,
-                                    std::move(events));
+  upstream_ =
+      state_->links(authorization, stream_.get_executor(), std::move(events));
   // The secret goes in-stream: it may hold any UTF-8, which metadata cannot.
   if (!request.secret().empty()) {
     v1::SubscribeRequest authenticate;

@@ -17,7 +17,7 @@
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
 #include "adapters/gateway/grpc_web_codec.h"
-#include "adapters/gateway/upstream.h"
+#include "adapters/gateway/subscribe_link.h"
 #include "entitysync/v1/gateway.pb.h"
 
 namespace entitysync {
@@ -62,7 +62,7 @@ class GrpcWebCall : public GatewayConnection,
   // Strand only.
   http::response<http::empty_body> response_;
   std::optional<http::response_serializer<http::empty_body>> serializer_;
-  std::shared_ptr<UpstreamStream> upstream_;
+  std::shared_ptr<SubscribeLink> upstream_;
   std::deque<std::string> out_;
   char probe_[64];
   uint64_t write_generation_ = 0;

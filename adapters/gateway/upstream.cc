@@ -106,6 +106,13 @@ std::shared_ptr<UpstreamStream> UpstreamStream::Start(
   return stream;
 }
 
+SubscribeLinkFactory UpstreamStream::Factory(UpstreamPool* pool) {
+  return [pool](const std::string& authorization, net::any_io_executor,
+                Events events) -> std::shared_ptr<SubscribeLink> {
+    return Start(pool, authorization, std::move(events));
+  };
+}
+
 size_t UpstreamStream::Write(v1::SubscribeRequest request) {
   size_t queued;
   {

@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/gateway/subscribe_link.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -78,18 +79,12 @@ class UpstreamPool {
   size_t streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The SubscribeLink of the standalone gateway: a Subscribe call to the
+// service on a channel of the pool.
 class UpstreamStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
-                                                      v1::SubscribeResponse> {
+                                                      v1::SubscribeResponse>,
+                       public SubscribeLink {
  public:
-  struct Events {
-    // A message; call ReadNext for the next one.
-    std::function<void(v1::SubscribeResponse)> on_message;
-    // A queued write went out; the count still queued.
-    std::function<void(size_t queued)> on_write_done;
-    // Exactly once, last.
-    std::function<void(const grpc::Status&)> on_done;
-  };
-
   // Starts a stream; a non-empty `authorization` is sent as that metadata
   // and must pass IsValidMetadataValue.
   static std::shared_ptr<UpstreamStream> Start(UpstreamPool* pool,
@@ -100,14 +95,13 @@ class UpstreamStream : public grpc::ClientBidiReactor<v1::SubscribeRequest,
   UpstreamStream& operator=(const UpstreamStream&) = delete;
   ~UpstreamStream() override;
 
-  // Queues a request; dropped once the stream is ending. Returns the number
-  // queued (including this one) so the caller can stop reading its browser.
-  size_t Write(v1::SubscribeRequest request);
-  // Asks for the next message; no-op while one is being read or after the
-  // stream ended.
-  void ReadNext();
-  // Ends the stream; on_done follows.
-  void Cancel();
+  // SubscribeLink.
+  size_t Write(v1::SubscribeRequest request) override;
+  void ReadNext() override;
+  void Cancel() override;
+
+  // The factory of the standalone gateway: every link a call on `pool`.
+  static SubscribeLinkFactory Factory(UpstreamPool* pool);
 
  private:
   UpstreamStream(UpstreamPool* pool, Events events);

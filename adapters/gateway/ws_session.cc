@@ -1,5 +1,6 @@
 #include "adapters/gateway/ws_session.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -16,6 +17,8 @@ namespace {
 // beyond which the browser is not read.
 constexpr size_t kMaxUpstreamQueued = 16;
 constexpr size_t kMaxOutFrames = 64;
+// Bytes prepared for the first read of a message.
+constexpr size_t kFirstReadBytes = 256;
 // A close reason is at most 123 bytes.
 constexpr size_t kMaxCloseReasonBytes = 120;
 
@@ -94,7 +97,7 @@ void WsSession::StartUpstream() {
   // The events keep the session alive until the upstream stream is done;
   // Finish always cancels it, so that cycle ends.
   std::shared_ptr<WsSession> self = shared_from_this();
-  UpstreamStream::Events events;
+  SubscribeLink::Events events;
   events.on_message = [self](v1::SubscribeResponse response) {
     net::post(self->ws_.get_executor(),
               [self, response = std::move(response)]() mutable {
@@ -109,16 +112,19 @@ void WsSession::StartUpstream() {
     net::post(self->ws_.get_executor(),
               [self, status] { self->OnUpstreamDone(status); });
   };
-  upstream_ = UpstreamStream::Start(&state_->upstream, authorization_,
-                                    std::move(events));
+  upstream_ =
+      state_->links(authorization_, ws_.get_executor(), std::move(events));
 }
 
 void WsSession::DoRead() {
   reading_ = true;
   // At most one byte past the limit is ever buffered: enough to know that a
   // message is over it.
-  const size_t room =
-      state_->options.max_message_bytes + 1 - read_buffer_.size();
+  size_t room = state_->options.max_message_bytes + 1 - read_buffer_.size();
+  // A message's first read is small: it is what an idle connection holds
+  // while it waits (Beast would prepare a whole TCP frame, 1.5 KB), and
+  // browser requests fit in it. Larger messages read on in larger steps.
+  if (read_buffer_.size() == 0) room = std::min(room, kFirstReadBytes);
   ws_.async_read_some(
       read_buffer_, room,
       beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
@@ -155,6 +161,8 @@ void WsSession::OnRead(beast::error_code error, size_t /*bytes*/) {
   }
   std::string frame = beast::buffers_to_string(read_buffer_.data());
   read_buffer_.consume(read_buffer_.size());
+  // Browsers send little and rarely: an idle connection keeps no buffer.
+  read_buffer_.shrink_to_fit();
   HandleFrame(ws_.got_binary(), std::move(frame));
   MaybeResumeRead();
 }
@@ -163,7 +171,7 @@ void WsSession::MaybeResumeRead() {
   if (!accepted_ || reading_ || finished_) return;
   // While closing, reading only waits for the browser's close frame.
   if (!closing_ && (upstream_queued_ >= kMaxUpstreamQueued ||
-                    out_.size() >= kMaxOutFrames)) {
+                    out_.size() - out_head_ >= kMaxOutFrames)) {
     return;
   }
   DoRead();
@@ -298,7 +306,7 @@ void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
       Send(std::move(frame));
     }
   }
-  if (out_.empty()) {
+  if (out_head_ == out_.size() && !writing_) {
     upstream_->ReadNext();
   } else {
     upstream_waiting_ = true;
@@ -343,10 +351,18 @@ void WsSession::Send(WsFrame frame) {
 
 void WsSession::DoWrite() {
   writing_ = true;
-  ws_.binary(out_.front().binary);
+  // Out of the queue while written: a frame the queue may move (Send grows
+  // it) must not be the one Beast reads.
+  in_write_ = std::move(out_[out_head_]);
+  if (++out_head_ == out_.size()) {
+    // Idle connections hold no frame storage.
+    std::vector<WsFrame>().swap(out_);
+    out_head_ = 0;
+  }
+  ws_.binary(in_write_.binary);
   ArmWriteTimer();
   ws_.async_write(
-      net::buffer(out_.front().data),
+      net::buffer(in_write_.data),
       beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
 }
 
@@ -371,8 +387,8 @@ void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
     Finish();
     return;
   }
-  out_.pop_front();
-  if (!out_.empty()) {
+  in_write_ = WsFrame();
+  if (out_head_ < out_.size()) {
     DoWrite();
   } else if (close_reason_.has_value()) {
     DoClose();

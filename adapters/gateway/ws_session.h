@@ -18,16 +18,16 @@
 #define ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
-#include "adapters/gateway/upstream.h"
+#include "adapters/gateway/subscribe_link.h"
 #include "adapters/gateway/ws_codec.h"
 #include "entitysync/v1/entitysync.pb.h"
 
@@ -86,8 +86,12 @@ class WsSession : public GatewayConnection,
   // Strand only.
   std::string authorization_;
   beast::flat_buffer read_buffer_;
-  std::shared_ptr<UpstreamStream> upstream_;
-  std::deque<WsFrame> out_;
+  std::shared_ptr<SubscribeLink> upstream_;
+  // Frames to write, from out_head_ on (a vector: a deque allocates its
+  // first block even when empty).
+  std::vector<WsFrame> out_;
+  size_t out_head_ = 0;
+  WsFrame in_write_;  // the frame being written
   uint64_t write_generation_ = 0;
   bool accepted_ = false;
   bool reading_ = false;

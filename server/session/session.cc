@@ -22,11 +22,11 @@ OutboundMessage Control(const v1::SubscribeResponse& response) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<Session>> Session::Open(
-    const SessionDeps& deps, SessionExecutor* executor,
+    const SessionDeps& deps, std::shared_ptr<SessionExecutor> executor,
     SessionTransport* transport, std::string credentials) {
   RETURN_IF_ERROR(CheckCredentialsSize("authorization", credentials,
                                        deps.limits->max_credentials_bytes));
-  auto session = std::make_shared<Session>(deps, executor, transport,
+  auto session = std::make_shared<Session>(deps, std::move(executor), transport,
                                            std::move(credentials));
   if (grpc::Status status = deps.registry->TryAdd(session); !status.ok()) {
     return FromGrpcStatus(status);
@@ -34,10 +34,11 @@ absl::StatusOr<std::shared_ptr<Session>> Session::Open(
   return session;
 }
 
-Session::Session(const SessionDeps& deps, SessionExecutor* executor,
+Session::Session(const SessionDeps& deps,
+                 std::shared_ptr<SessionExecutor> executor,
                  SessionTransport* transport, std::string credentials)
     : deps_(deps),
-      executor_(executor),
+      executor_(std::move(executor)),
       transport_(transport),
       credentials_(std::make_shared<const std::string>(std::move(credentials))),
       queue_(deps.limits->max_outbound_queue_bytes),
@@ -559,7 +560,9 @@ void Session::Wake() {
     self->Pump();
   };
   // In a fan-out, one task per I/O thread wakes all its sessions.
-  if (!DeliveryBatch::Add(executor_, pump)) executor_->Post(std::move(pump));
+  if (!DeliveryBatch::Add(executor_.get(), pump)) {
+    executor_->Post(std::move(pump));
+  }
 }
 
 void Session::Pump() {

@@ -66,11 +66,13 @@ class Session : public Subscriber,
   // the error that refuses it: credentials over the limit (checked before
   // the stream counts, so no resolver ever receives more), the stream limit,
   // the new-stream rate, or draining.
+  // `executor` is shared: a transport's executor may live only as long as
+  // the sessions that run on it (a WebSocket's strand).
   static absl::StatusOr<std::shared_ptr<Session>> Open(
-      const SessionDeps& deps, SessionExecutor* executor,
+      const SessionDeps& deps, std::shared_ptr<SessionExecutor> executor,
       SessionTransport* transport, std::string credentials);
 
-  Session(const SessionDeps& deps, SessionExecutor* executor,
+  Session(const SessionDeps& deps, std::shared_ptr<SessionExecutor> executor,
           SessionTransport* transport, std::string credentials);
   ~Session() override;
 
@@ -160,7 +162,7 @@ class Session : public Subscriber,
 
   // Const after construction.
   const SessionDeps deps_;
-  SessionExecutor* const executor_;
+  const std::shared_ptr<SessionExecutor> executor_;
 
   mutable absl::Mutex mu_;
   // Null after OnDone. Set and cleared on the executor; called only there.

@@ -18,6 +18,7 @@ SessionRegistry::SessionRegistry(size_t max_streams, double new_stream_rate,
 
 grpc::Status SessionRegistry::TryAdd(const std::shared_ptr<Session>& session) {
   absl::MutexLock lock(&mu_);
+  if (closed_.has_value()) return *closed_;
   if (draining_) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "this replica is draining; reconnect to another");
@@ -81,6 +82,10 @@ bool SessionRegistry::WaitUntilEmpty(absl::Time deadline) {
 }
 
 void SessionRegistry::CloseAll(const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = status;
+  }
   for (const auto& s : LiveSessions()) s->Close(status, /*cancel_write=*/false);
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -29,15 +30,16 @@ class SessionRegistry {
   explicit SessionRegistry(size_t max_streams, double new_stream_rate = 0,
                            size_t new_stream_burst = 0);
 
-  // OK, RESOURCE_EXHAUSTED at max_streams or over the new-stream rate, or
-  // UNAVAILABLE while draining.
+  // OK, RESOURCE_EXHAUSTED at max_streams or over the new-stream rate,
+  // UNAVAILABLE while draining, or CloseAll's status after it.
   grpc::Status TryAdd(const std::shared_ptr<Session>& session);
   void Remove(const Session* session);
   // Refuses new streams from now on and sends `goaway` to every live one.
   void StartDraining(absl::Duration reconnect_within);
   // Waits until no stream is left; false at the deadline.
   bool WaitUntilEmpty(absl::Time deadline);
-  // Closes every live stream with `status`.
+  // Closes every live stream with `status` and refuses every later one
+  // with it (a stream that arrives while the server shuts down).
   void CloseAll(const grpc::Status& status);
   size_t size() const;
 
@@ -51,6 +53,8 @@ class SessionRegistry {
   absl::flat_hash_map<const Session*, std::weak_ptr<Session>> sessions_
       ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by CloseAll: every later TryAdd gets it.
+  std::optional<grpc::Status> closed_ ABSL_GUARDED_BY(mu_);
   double rate_tokens_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point rate_refilled_ ABSL_GUARDED_BY(mu_);
 };

@@ -15,6 +15,7 @@
 #include "adapters/gateway/gateway.h"
 #include "grpcpp/server_builder.h"
 #include "nlohmann/json.hpp"
+#include "server/transport/websocket/local_link.h"
 #include "tests/e2e/e2e_harness.h"
 
 namespace entitysync::testing {
@@ -110,14 +111,17 @@ class EchoBackend : public v1::PassthroughBackend::CallbackService {
   }
 };
 
-class GatewayTest : public ::testing::Test {
+// Every test runs against both transports: the standalone gateway (a gRPC
+// call per browser, over TCP) and the gateway a replica hosts
+// (--gateway_address: browsers' streams straight on the session core).
+class GatewayTest : public ::testing::TestWithParam<bool> {
  protected:
-  void SetUp() override { Start(/*in_process=*/false); }
+  void SetUp() override { Start(/*hosted=*/GetParam()); }
 
   // The server (with the items resolver and a pass-through echo backend) and
-  // a gateway in front of it: over TCP, or over an in-process channel as
-  // entitysync-server --gateway_address does.
-  void Start(bool in_process) {
+  // a gateway in front of it: over TCP, or hosted as entitysync-server
+  // --gateway_address does it.
+  void Start(bool hosted) {
     gateway_.reset();
     server_.reset();
     backend_.Set("100", "Desk lamp");
@@ -142,11 +146,13 @@ class GatewayTest : public ::testing::Test {
     gateway_options.upstream =
         absl::StrCat("127.0.0.1:", server_->public_port());
     gateway::UpstreamPool::ChannelFactory channels;
-    if (in_process) {
+    gateway::SubscribeLinkFactory links;
+    if (hosted) {
       EntitySyncServer* server = server_.get();
       channels = [server] { return server->PublicInProcessChannel(1 << 20); };
+      links = LocalLink::Factory(&server->session_deps());
     }
-    auto started = gateway::Gateway::Start(gateway_options, channels);
+    auto started = gateway::Gateway::Start(gateway_options, channels, links);
     ASSERT_TRUE(started.ok()) << started.status();
     gateway_ = *std::move(started);
   }
@@ -170,7 +176,7 @@ class GatewayTest : public ::testing::Test {
   std::unique_ptr<gateway::Gateway> gateway_;
 };
 
-TEST_F(GatewayTest, EnvelopedClientGetsSnapshotThenChanges) {
+TEST_P(GatewayTest, EnvelopedClientGetsSnapshotThenChanges) {
   WsClient client(gateway_->port(), "entitysync.v1.json");
   client.Send(Subscribe("100", 7));
   std::optional<std::string> ack = client.Read();
@@ -186,18 +192,7 @@ TEST_F(GatewayTest, EnvelopedClientGetsSnapshotThenChanges) {
   EXPECT_EQ(update->at("rows")[0]["json"]["name"], "Reading lamp");
 }
 
-TEST_F(GatewayTest, HostedInProcessServesTheSameProtocol) {
-  Start(/*in_process=*/true);
-  WsClient client(gateway_->port(), "entitysync.v1.json");
-  client.Send(Subscribe("100", 1));
-  ASSERT_TRUE(client.ReadUpdate("100", 0).has_value());
-  const uint64_t version = Change("100", "Hosted lamp");
-  std::optional<Json> update = client.ReadUpdate("100", version);
-  ASSERT_TRUE(update.has_value());
-  EXPECT_EQ(update->at("rows")[0]["json"]["name"], "Hosted lamp");
-}
-
-TEST_F(GatewayTest, LegacyPassThroughCarriesTheSecretAndReturnsTheReply) {
+TEST_P(GatewayTest, LegacyPassThroughCarriesTheSecretAndReturnsTheReply) {
   WsClient client(gateway_->port(), "");
   client.Send(R"({"action":"secret","body":"tok"})");
   const std::string message = R"({"action":"chat","body":{"text":"hi"}})";
@@ -207,7 +202,7 @@ TEST_F(GatewayTest, LegacyPassThroughCarriesTheSecretAndReturnsTheReply) {
   EXPECT_EQ(*reply, "echo:tok:" + message);
 }
 
-TEST_F(GatewayTest, AuthorizationGrpcCannotCarryIsRefusedWithoutHarm) {
+TEST_P(GatewayTest, AuthorizationGrpcCannotCarryIsRefusedWithoutHarm) {
   // gRPC aborts the process on metadata bytes outside printable ASCII.
   for (const std::string bad : {"a\tb", "p\xc3\xa4ss"}) {
     EXPECT_THROW(WsClient(gateway_->port(), "", absl::Seconds(10), bad),
@@ -219,7 +214,7 @@ TEST_F(GatewayTest, AuthorizationGrpcCannotCarryIsRefusedWithoutHarm) {
   EXPECT_TRUE(client.ReadUpdate("100", 0).has_value());
 }
 
-TEST_F(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
+TEST_P(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
   WsClient slow(gateway_->port(), "entitysync.v1.json");
   WsClient healthy(gateway_->port(), "entitysync.v1.json");
   slow.Send(Subscribe("100", 1));
@@ -241,7 +236,7 @@ TEST_F(GatewayTest, SlowBrowserGetsTheNewestStateWhileOthersStayCurrent) {
   EXPECT_EQ(gateway_->connections(), 2u);
 }
 
-TEST_F(GatewayTest, DrainingReplicaClosesWithServiceRestart) {
+TEST_P(GatewayTest, DrainingReplicaClosesWithServiceRestart) {
   WsClient client(gateway_->port(), "");
   client.Send(R"({"action":"subscribe","body":{"entity":"items","id":"100"}})");
   ASSERT_TRUE(client.Read().has_value());  // the item's row, legacy mode
@@ -253,7 +248,7 @@ TEST_F(GatewayTest, DrainingReplicaClosesWithServiceRestart) {
   drain.join();
 }
 
-TEST_F(GatewayTest, StopClosesEveryConnectionWithGoingAway) {
+TEST_P(GatewayTest, StopClosesEveryConnectionWithGoingAway) {
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 40; ++i) {
     clients.push_back(std::make_unique<WsClient>(
@@ -274,7 +269,7 @@ TEST_F(GatewayTest, StopClosesEveryConnectionWithGoingAway) {
   EXPECT_EQ(gateway_->connections(), 0u);
 }
 
-TEST_F(GatewayTest, StopDoesNotWaitForeverForClientsThatNeverAnswer) {
+TEST_P(GatewayTest, StopDoesNotWaitForeverForClientsThatNeverAnswer) {
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 5; ++i) {
     clients.push_back(
@@ -292,13 +287,18 @@ TEST_F(GatewayTest, StopDoesNotWaitForeverForClientsThatNeverAnswer) {
   }
 }
 
-TEST_F(GatewayTest, ServiceDownClosesWithTryAgainLater) {
+TEST_P(GatewayTest, ServiceDownClosesWithTryAgainLater) {
   server_->Shutdown(absl::ZeroDuration());
   WsClient client(gateway_->port(), "entitysync.v1.json");
   while (client.Read().has_value()) {
   }
   EXPECT_EQ(client.close_code(), 1013);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, GatewayTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Hosted" : "Standalone";
+                         });
 
 }  // namespace
 }  // namespace entitysync::testing

@@ -34,6 +34,13 @@ export const BINARIES = {
 export const ARTIFACTS_DIR = path.resolve(
   ROOT, process.env.TEST_ARTIFACTS_DIR || 'tests/web/artifacts');
 
+/**
+ * ENTITYSYNC_WEB_HOSTED=1: Stack.start hosts the gateway in the server
+ * (--gateway_address, browsers straight on its session core) unless a
+ * suite asks otherwise; scripts/test runs the protocol suites both ways.
+ */
+export const HOSTED = process.env.ENTITYSYNC_WEB_HOSTED === '1';
+
 /** `skip` option for suites that need the gateway: false, or why they skip. */
 export const skipWithoutGateway = (() => {
   for (const [name, file] of Object.entries(BINARIES)) {
@@ -239,7 +246,9 @@ export function run(command, args, { timeout = 10000, cwd = ROOT } = {}) {
  *
  * Options: `seed` (default true: items 100, 101, 102), `server` (extra
  * server flags, an array), `gateway` (gateway flags as {name: value}, or
- * false to start none).
+ * false to start none), `hosted` (true: no entitysync-gateway; the server
+ * hosts the gateway with --gateway_address, browsers' streams straight on
+ * its session core; `gateway` flags do not apply).
  */
 export class Stack {
   constructor() {
@@ -253,14 +262,27 @@ export class Stack {
   }
 
   /** `resolver`: extra flags of `items serve`, e.g. ['--delay_ms=300'] for a slow backend. */
-  static async start({ seed = true, server = [], gateway = {}, resolver = [] } = {}) {
+  static async start({ seed = true, server = [], gateway = {}, resolver = [], hosted = HOSTED } = {}) {
     const stack = new Stack();
     stack.resolverFlags = resolver;
     try {
       if (seed) await stack.items('seed');
       await stack.startResolver();
-      await stack.startServer(server);
-      if (gateway !== false) await stack.startGateway(gateway);
+      if (hosted) {
+        const port = await freePort();
+        // The hosted gateway's flags are the standalone one's with a prefix.
+        const gatewayFlags = Object.entries(gateway || {})
+          .filter(([, value]) => value !== undefined && value !== null)
+          .map(([name, value]) => `--gateway_${name}=${value}`);
+        await stack.startServer([...server, ...gatewayFlags, `--gateway_address=127.0.0.1:${port}`]);
+        await waitFor(() => canConnect(port),
+          { timeout: 10000, what: `the hosted gateway on port ${port}` });
+        stack.gateway = stack.server;
+        stack.gatewayPort = port;
+      } else {
+        await stack.startServer(server);
+        if (gateway !== false) await stack.startGateway(gateway);
+      }
     } catch (err) {
       await stack.stop();
       throw err;

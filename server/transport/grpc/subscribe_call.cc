@@ -40,8 +40,11 @@ void SubscribeCall::OnAccepted(bool ok) {
   Listen(listener_);
   ++outstanding_;  // the done notice
   absl::StatusOr<std::shared_ptr<Session>> session =
-      Session::Open(listener_->deps, listener_->thread, this,
-                    std::string(ReadAuthorization(context_)));
+      // The thread outlives every session: shared without being owned.
+      Session::Open(listener_->deps,
+                    std::shared_ptr<SessionExecutor>(
+                        std::shared_ptr<SessionExecutor>(), listener_->thread),
+                    this, std::string(ReadAuthorization(context_)));
   if (!session.ok()) {
     Finish(ToGrpcStatus(session.status()));
     return;

@@ -1,0 +1,144 @@
+#include "server/transport/websocket/local_link.h"
+
+#include <utility>
+
+#include "common/grpc_status.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+
+namespace entitysync {
+
+namespace net = gateway::net;
+
+// The session's executor: the connection's strand. Lives as long as the
+// session (which holds it), so a delivery after the connection is gone finds
+// it; posts after the session's OnDone are never made (Session::Wake).
+class LocalLink::StrandExecutor final : public SessionExecutor {
+ public:
+  explicit StrandExecutor(net::any_io_executor executor)
+      : executor_(std::move(executor)) {}
+
+  void Post(absl::AnyInvocable<void() &&> task) override {
+    net::post(executor_,
+              [task = std::move(task)]() mutable { std::move(task)(); });
+  }
+
+  bool IsCurrent() const override {
+    using Strand = net::strand<net::io_context::executor_type>;
+    const Strand* strand = executor_.target<Strand>();
+    return strand != nullptr && strand->running_in_this_thread();
+  }
+
+ private:
+  const net::any_io_executor executor_;
+};
+
+gateway::SubscribeLinkFactory LocalLink::Factory(const SessionDeps* deps) {
+  return [deps](const std::string& authorization, net::any_io_executor executor,
+                Events events) -> std::shared_ptr<gateway::SubscribeLink> {
+    auto link =
+        std::make_shared<LocalLink>(std::move(executor), std::move(events));
+    absl::StatusOr<std::shared_ptr<Session>> session = Session::Open(
+        *deps, link->session_executor_, link.get(), authorization);
+    if (!session.ok()) {
+      link->End(ToGrpcStatus(session.status()));
+    } else {
+      link->session_ = *std::move(session);
+    }
+    return link;
+  };
+}
+
+LocalLink::LocalLink(net::any_io_executor executor, Events events)
+    : executor_(executor),
+      events_(std::move(events)),
+      session_executor_(std::make_shared<StrandExecutor>(std::move(executor))) {
+}
+
+LocalLink::~LocalLink() = default;
+
+size_t LocalLink::Write(v1::SubscribeRequest request) {
+  if (session_ != nullptr && !ended_) session_->OnRequest(request);
+  return 0;
+}
+
+void LocalLink::ReadNext() {
+  if (!write_in_flight_ || ended_) return;
+  if (handed_out_ < writing_.size()) {
+    HandOutNext();
+  } else {
+    EndWrite(/*ok=*/true);
+  }
+}
+
+void LocalLink::Cancel() {
+  if (ended_ || session_ == nullptr) return;
+  if (!session_executor_->IsCurrent()) {
+    // Abort: the gateway's threads have stopped, so nothing else runs on
+    // the strand and nothing posted to it will run. End here.
+    ended_ = true;
+    events_ = Events();
+    session_->OnDone();
+    session_.reset();
+    return;
+  }
+  session_->OnCancel();
+  // A message still held by the connection will not be taken: the write
+  // fails, and the session finishes (End) once it has heard so.
+  if (write_in_flight_) EndWrite(/*ok=*/false);
+}
+
+void LocalLink::Write(OutboundBatch messages) {
+  writing_ = std::move(messages);
+  handed_out_ = 0;
+  write_in_flight_ = true;
+  HandOutNext();
+}
+
+void LocalLink::HandOutNext() {
+  // The stream's own bytes are shared with every other subscriber; the
+  // parse reads a copy of the references.
+  grpc::ByteBuffer bytes = writing_[handed_out_++].bytes;
+  v1::SubscribeResponse response;
+  if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&bytes,
+                                                                     &response)
+           .ok()) {
+    // Never: the session serialized it. Skip rather than stall the stream.
+    ReadNext();
+    return;
+  }
+  if (events_.on_message) events_.on_message(std::move(response));
+}
+
+void LocalLink::EndWrite(bool ok) {
+  write_in_flight_ = false;
+  writing_.clear();
+  handed_out_ = 0;
+  session_->OnWriteDone(ok);
+}
+
+void LocalLink::Finish(const grpc::Status& status) { End(status); }
+
+void LocalLink::CancelWrite() {
+  // Called from inside the session's Pump: fail the write from a task of
+  // its own, as a gRPC stream's cancelled write completes later.
+  net::post(executor_, [self = shared_from_this()] {
+    if (self->write_in_flight_ && !self->ended_) self->EndWrite(/*ok=*/false);
+  });
+}
+
+void LocalLink::End(const grpc::Status& status) {
+  if (ended_) return;
+  ended_ = true;
+  Events events = std::move(events_);
+  events_ = Events();
+  if (events.on_done) events.on_done(status);
+  if (session_ == nullptr) return;
+  // Not inside the Pump that called Finish: the session hears OnDone from
+  // a task of its own, after which it never calls this link again.
+  net::post(executor_, [self = shared_from_this()] {
+    self->session_->OnDone();
+    self->session_.reset();
+  });
+}
+
+}  // namespace entitysync
