@@ -227,6 +227,16 @@ int Run() {
   limits.max_outbound_queue_bytes =
       absl::GetFlag(FLAGS_max_outbound_queue_bytes);
   limits.max_write_batch_bytes = absl::GetFlag(FLAGS_max_write_batch_bytes);
+  // A batch is one gRPC message: it must fit what clients take by default.
+  constexpr uint64_t kMaxBatchBytes = 4 << 20;
+  if (limits.max_write_batch_bytes > kMaxBatchBytes) {
+    Log(LogLevel::kError,
+        absl::StrCat("--max_write_batch_bytes is at most ", kMaxBatchBytes,
+                     " (the largest message a gRPC client takes by "
+                     "default), not ",
+                     limits.max_write_batch_bytes));
+    return 2;
+  }
   limits.write_stall_timeout = absl::GetFlag(FLAGS_write_stall_timeout);
   limits.max_row_bytes = absl::GetFlag(FLAGS_max_row_bytes);
   limits.max_id_bytes = absl::GetFlag(FLAGS_max_id_bytes);

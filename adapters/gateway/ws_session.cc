@@ -358,6 +358,11 @@ void WsSession::DoWrite() {
     // Idle connections hold no frame storage.
     std::vector<WsFrame>().swap(out_);
     out_head_ = 0;
+  } else if (out_head_ * 2 >= out_.size()) {
+    // Frames keep coming while some wait: drop the written ones, so the
+    // queue holds what waits (at most kMaxOutFrames and one message's).
+    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_head_));
+    out_head_ = 0;
   }
   ws_.binary(in_write_.binary);
   ArmWriteTimer();

@@ -584,7 +584,10 @@ void Session::Pump() {
         finish_called_ = true;
         finish = true;
         finish_status = close_status_;
-      } else if (!(write = queue_.PopBatch(deps_.limits->max_write_batch_bytes))
+      } else if (!(write =
+                       queue_.PopBatch(transport->TakesSeveral()
+                                           ? deps_.limits->max_write_batch_bytes
+                                           : 0))
                       .empty()) {
         if (deps_.counters != nullptr) {
           Bump(deps_.counters->updates_delivered,

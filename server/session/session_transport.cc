@@ -26,7 +26,8 @@ DeliveryBatch::~DeliveryBatch() {
 bool DeliveryBatch::Add(SessionExecutor* executor,
                         absl::AnyInvocable<void() &&>& task) {
   DeliveryBatch* batch = open_batch;
-  if (batch == nullptr) return false;
+  // Executors of one session each would only make the scan below long.
+  if (batch == nullptr || !executor->Shared()) return false;
   for (Group& group : batch->groups_) {
     if (group.executor == executor) {
       group.tasks.push_back(std::move(task));

@@ -24,6 +24,9 @@ class SessionExecutor {
   virtual void Post(absl::AnyInvocable<void() &&> task) = 0;
   // True on the executor's own thread (work may run inline).
   virtual bool IsCurrent() const = 0;
+  // Whether many sessions share the executor (an I/O thread), so that a
+  // DeliveryBatch groups their wake-ups; false for one per connection.
+  virtual bool Shared() const { return true; }
 };
 
 // Groups the wake-ups of one burst of deliveries: while a DeliveryBatch
@@ -64,6 +67,10 @@ class SessionTransport {
   // Makes the write in flight fail (a client that stopped reading); its
   // OnWriteDone(false) follows.
   virtual void CancelWrite() = 0;
+  // Whether a Write may carry several messages. A transport that hands
+  // them on one at a time anyway says no: what waits then stays in the
+  // session's queue, where a newer update still replaces an older one.
+  virtual bool TakesSeveral() const { return true; }
 
  protected:
   ~SessionTransport() = default;

@@ -1,7 +1,10 @@
 #include "server/transport/websocket/local_link.h"
 
+#include <optional>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
@@ -9,27 +12,41 @@ namespace entitysync {
 
 namespace net = gateway::net;
 
-// The session's executor: the connection's strand. Lives as long as the
-// session (which holds it), so a delivery after the connection is gone finds
-// it; posts after the session's OnDone are never made (Session::Wake).
+// The session's executor: the connection's strand, one per session. The
+// session holds it and may outlive the gateway's io_context (a resolve
+// still pending), so the strand is let go once the session has heard OnDone
+// (Release): the session posts nothing after that (Session::Wake), and a
+// strand must not outlive its io_context.
 class LocalLink::StrandExecutor final : public SessionExecutor {
  public:
-  explicit StrandExecutor(net::any_io_executor executor)
-      : executor_(std::move(executor)) {}
+  using Strand = net::strand<net::io_context::executor_type>;
+
+  explicit StrandExecutor(const net::any_io_executor& executor) {
+    if (const Strand* strand = executor.target<Strand>()) strand_ = *strand;
+  }
 
   void Post(absl::AnyInvocable<void() &&> task) override {
-    net::post(executor_,
+    absl::MutexLock lock(&mu_);
+    if (!strand_.has_value()) return;
+    net::post(*strand_,
               [task = std::move(task)]() mutable { std::move(task)(); });
   }
 
   bool IsCurrent() const override {
-    using Strand = net::strand<net::io_context::executor_type>;
-    const Strand* strand = executor_.target<Strand>();
-    return strand != nullptr && strand->running_in_this_thread();
+    absl::MutexLock lock(&mu_);
+    return strand_.has_value() && strand_->running_in_this_thread();
+  }
+
+  bool Shared() const override { return false; }
+
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    strand_.reset();
   }
 
  private:
-  const net::any_io_executor executor_;
+  mutable absl::Mutex mu_;
+  std::optional<Strand> strand_ ABSL_GUARDED_BY(mu_);
 };
 
 gateway::SubscribeLinkFactory LocalLink::Factory(const SessionDeps* deps) {
@@ -51,13 +68,26 @@ gateway::SubscribeLinkFactory LocalLink::Factory(const SessionDeps* deps) {
 LocalLink::LocalLink(net::any_io_executor executor, Events events)
     : executor_(executor),
       events_(std::move(events)),
-      session_executor_(std::make_shared<StrandExecutor>(std::move(executor))) {
+      session_executor_(std::make_shared<StrandExecutor>(executor)) {}
+
+// The task End posted may never run (the gateway stopped its io_context
+// first); destroying it destroys the link, and the session still hears
+// OnDone.
+LocalLink::~LocalLink() { DeliverOnDone(); }
+
+void LocalLink::DeliverOnDone() {
+  if (session_ == nullptr) return;
+  std::shared_ptr<Session> session = std::move(session_);
+  session->OnDone();
+  session_executor_->Release();
 }
 
-LocalLink::~LocalLink() = default;
-
 size_t LocalLink::Write(v1::SubscribeRequest request) {
-  if (session_ != nullptr && !ended_) session_->OnRequest(request);
+  // A closing session reads no more requests (as a gRPC stream stops
+  // reading): none reaches the hub, a resolver or the pass-through backend.
+  if (session_ != nullptr && !ended_ && !session_->closing()) {
+    session_->OnRequest(request);
+  }
   return 0;
 }
 
@@ -71,16 +101,17 @@ void LocalLink::ReadNext() {
 }
 
 void LocalLink::Cancel() {
-  if (ended_ || session_ == nullptr) return;
+  if (session_ == nullptr) return;
   if (!session_executor_->IsCurrent()) {
     // Abort: the gateway's threads have stopped, so nothing else runs on
-    // the strand and nothing posted to it will run. End here.
+    // the strand and nothing posted to it will run (End's OnDone task
+    // included). End here; the caller drops the link without on_done.
     ended_ = true;
     events_ = Events();
-    session_->OnDone();
-    session_.reset();
+    DeliverOnDone();
     return;
   }
+  if (ended_) return;
   session_->OnCancel();
   // A message still held by the connection will not be taken: the write
   // fails, and the session finishes (End) once it has heard so.
@@ -102,8 +133,9 @@ void LocalLink::HandOutNext() {
   if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&bytes,
                                                                      &response)
            .ok()) {
-    // Never: the session serialized it. Skip rather than stall the stream.
-    ReadNext();
+    // Never: the session serialized it. Fail the write rather than stall
+    // the stream; the session closes it.
+    EndWrite(/*ok=*/false);
     return;
   }
   if (events_.on_message) events_.on_message(std::move(response));
@@ -135,10 +167,7 @@ void LocalLink::End(const grpc::Status& status) {
   if (session_ == nullptr) return;
   // Not inside the Pump that called Finish: the session hears OnDone from
   // a task of its own, after which it never calls this link again.
-  net::post(executor_, [self = shared_from_this()] {
-    self->session_->OnDone();
-    self->session_.reset();
-  });
+  net::post(executor_, [self = shared_from_this()] { self->DeliverOnDone(); });
 }
 
 }  // namespace entitysync

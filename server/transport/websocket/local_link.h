@@ -4,11 +4,11 @@
 // (WsSession, GrpcWebCall) sees a gateway::SubscribeLink; the Session sees a
 // SessionTransport whose executor is the connection's strand.
 //
-// Flow: a request from the browser goes to Session::OnRequest at once. A
-// session Write (one message or several that waited together) is handed to
-// the connection one message at a time, the next after ReadNext, and the
-// session hears OnWriteDone once the last of them is taken: so the
-// connection holds at most one message, and a browser that reads slowly
+// Flow: a request from the browser goes to Session::OnRequest at once (none
+// once the session is closing). A session Write (one message: the link
+// takes no batches) is handed to the connection, and the session hears
+// OnWriteDone at ReadNext, once the connection has written its frames: so
+// the connection holds at most one message, and a browser that reads slowly
 // leaves the updates waiting in the session's queue, where they conflate
 // and where the slow-consumer policy (write stall, queue bytes) applies as
 // to a gRPC stream.
@@ -54,6 +54,9 @@ class LocalLink final : public gateway::SubscribeLink,
   void Write(OutboundBatch messages) override;
   void Finish(const grpc::Status& status) override;
   void CancelWrite() override;
+  // One message at a time goes to the connection anyway; the rest wait in
+  // the session's queue, where they still conflate.
+  bool TakesSeveral() const override { return false; }
 
  private:
   class StrandExecutor;
@@ -64,12 +67,14 @@ class LocalLink final : public gateway::SubscribeLink,
   void EndWrite(bool ok);
   // Ends the link (once): on_done, then the session's OnDone on the strand.
   void End(const grpc::Status& status);
+  // Session::OnDone, once, then the strand is let go.
+  void DeliverOnDone();
 
   const gateway::net::any_io_executor executor_;
   Events events_;  // released by End
   std::shared_ptr<StrandExecutor> session_executor_;
   std::shared_ptr<Session> session_;  // null until opened, and after OnDone
-  OutboundBatch writing_;             // the write in flight
+  OutboundBatch writing_;             // the write in flight (one message)
   size_t handed_out_ = 0;             // of writing_
   bool write_in_flight_ = false;
   bool ended_ = false;
