@@ -174,6 +174,8 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
   options.idle_timeout = absl::GetFlag(FLAGS_gateway_idle_timeout);
   options.write_timeout = absl::GetFlag(FLAGS_gateway_write_timeout);
   options.threads = absl::GetFlag(FLAGS_gateway_threads);
+  // Browsers move between replicas as gRPC clients do.
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   // In-process channels have no per-connection stream cap.
   options.streams_per_channel = 1 << 30;
   const int max_message_bytes = options.max_upstream_message_bytes;

@@ -38,6 +38,9 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
           "Cut off a browser that takes no frame for this long.");
 ABSL_FLAG(int, threads, 2, "Threads running connections.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "A WebSocket older than this (+-10%) is closed with 1012 and the "
+          "browser reconnects; 0: never.");
 ABSL_FLAG(int, streams_per_channel, 90,
           "Upstream streams per HTTP/2 connection (below the service's "
           "--max_concurrent_streams).");
@@ -92,6 +95,7 @@ int Run() {
   options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   options.write_timeout = absl::GetFlag(FLAGS_write_timeout);
   options.threads = absl::GetFlag(FLAGS_threads);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
   entitysync::TlsFiles tls;
   tls.ca_file = absl::GetFlag(FLAGS_upstream_tls_ca_file);

@@ -53,6 +53,10 @@ struct GatewayOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // A browser that does not take a frame for this long is cut off.
   absl::Duration write_timeout = absl::Seconds(30);
+  // A WebSocket older than this (+-10%) is closed with 1012 after its
+  // pending frames, and the browser reconnects (maybe to another replica);
+  // 0: never. A replica hosting the gateway sets its --max_connection_age.
+  absl::Duration max_connection_age = absl::ZeroDuration();
   // Threads running connections.
   int threads = 2;
   // Upstream streams per channel (HTTP/2 connection); stay below the

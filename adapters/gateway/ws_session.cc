@@ -91,6 +91,24 @@ void WsSession::OnAccept(beast::error_code error) {
   accepted_ = true;
   StartUpstream();
   DoRead();
+  ArmAgeTimer();
+}
+
+void WsSession::ArmAgeTimer() {
+  const absl::Duration age = state_->options.max_connection_age;
+  if (age <= absl::ZeroDuration()) return;
+  // Spread by +-10%, as gRPC does for its own connections, so browsers that
+  // connected together (after a deploy) do not all come back at once.
+  absl::BitGen random;
+  const absl::Duration after = age * absl::Uniform(random, 0.9, 1.1);
+  // The goaway timer: a goaway re-arms it, and then that delay holds.
+  goaway_timer_.expires_after(ToChrono(after));
+  goaway_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+    if (e) return;
+    self->CloseAfterFlush(
+        Reason(static_cast<uint16_t>(websocket::close_code::service_restart),
+               "connection older than its maximum age; reconnect"));
+  });
 }
 
 void WsSession::StartUpstream() {

@@ -49,6 +49,9 @@ class WsSession : public GatewayConnection,
 
  private:
   void OnAccept(beast::error_code error);
+  // Closes with 1012 once the connection is older than the options'
+  // max_connection_age (when set), so browsers spread over new replicas.
+  void ArmAgeTimer();
   void StartUpstream();
   void DoRead();
   void OnRead(beast::error_code error, size_t bytes);

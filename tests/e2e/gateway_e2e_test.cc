@@ -145,6 +145,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
     gateway_options.address = "127.0.0.1:0";
     gateway_options.upstream =
         absl::StrCat("127.0.0.1:", server_->public_port());
+    gateway_options.max_connection_age = max_connection_age_;
     gateway::UpstreamPool::ChannelFactory channels;
     gateway::SubscribeLinkFactory links;
     if (hosted) {
@@ -169,6 +170,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
     return version;
   }
 
+  absl::Duration max_connection_age_ = absl::ZeroDuration();
   ItemsBackend backend_;
   EchoBackend echo_;
   std::unique_ptr<grpc::Server> echo_server_;
@@ -311,6 +313,22 @@ TEST_P(GatewayTest, SessionsEndWhenBrowsersLeaveAsTheGatewayStops) {
   ASSERT_TRUE(WaitFor([&] { return server_->hub().subscription_count() == 0; }))
       << server_->hub().subscription_count() << " subscriptions left";
   server_->Shutdown(absl::Seconds(1));
+}
+
+// As gRPC streams are by --max_connection_age: the browser is told to
+// reconnect (1012, after the frames it is owed) and its subscriptions go.
+TEST_P(GatewayTest, ConnectionsOlderThanTheMaximumAgeCloseWithServiceRestart) {
+  max_connection_age_ = absl::Milliseconds(300);
+  Start(GetParam());
+  WsClient client(gateway_->port(), "entitysync.v1.json");
+  client.Send(Subscribe("100", 1));
+  ASSERT_TRUE(client.ReadUpdate("100", 0).has_value());
+  const absl::Time start = absl::Now();
+  while (client.Read().has_value()) {
+  }
+  EXPECT_EQ(client.close_code(), 1012);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_TRUE(WaitFor([&] { return gateway_->connections() == 0; }));
 }
 
 TEST_P(GatewayTest, ServiceDownClosesWithTryAgainLater) {
