@@ -21,6 +21,7 @@ OutboundMessage EncodeOutbound(const v1::SubscribeResponse& response,
   msg.version = version;
   msg.bytes = grpc::ByteBuffer(&slice, 1);
   msg.size = size;
+  msg.forms = std::make_shared<SharedForms>();
   return msg;
 }
 

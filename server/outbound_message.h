@@ -3,14 +3,18 @@
 //
 // `bytes` is a grpc::ByteBuffer whose slices are reference-counted, so one
 // update serialized once is shared by every session it goes to; copying an
-// OutboundMessage copies no payload.
+// OutboundMessage copies no payload. `forms` is shared alike: what other
+// transports write instead of `bytes` (a browser's frames) is made once for
+// every session the message goes to.
 #ifndef ENTITYSYNC_SERVER_OUTBOUND_MESSAGE_H_
 #define ENTITYSYNC_SERVER_OUTBOUND_MESSAGE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/container/inlined_vector.h"
+#include "common/shared_forms.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 
@@ -38,6 +42,8 @@ struct OutboundMessage {
   bool refresh = false;
   grpc::ByteBuffer bytes;
   size_t size = 0;
+  // Never null for a message EncodeOutbound made.
+  std::shared_ptr<SharedForms> forms;
 };
 
 // What one write to a stream carries: usually one message, several when

@@ -44,10 +44,10 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
 
   std::shared_ptr<GrpcWebCall> self = shared_from_this();
   SubscribeLink::Events events;
-  events.on_message = [self](v1::SubscribeResponse response) {
+  events.on_message = [self](LinkMessages messages) {
     net::post(self->stream_.get_executor(),
-              [self, response = std::move(response)]() mutable {
-                self->OnUpstreamMessage(std::move(response));
+              [self, messages = std::move(messages)]() mutable {
+                self->OnUpstreamMessages(std::move(messages));
               });
   };
   events.on_done = [self](const grpc::Status& status) {
@@ -99,8 +99,21 @@ void GrpcWebCall::WatchForDisconnect() {
   });
 }
 
-void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
+void GrpcWebCall::OnUpstreamMessages(LinkMessages messages) {
+  for (const LinkMessage& message : messages) {
+    if (ending_ || finished_ || upstream_ == nullptr) return;
+    HandleUpstream(message);
+  }
   if (ending_ || finished_ || upstream_ == nullptr) return;
+  if (out_.empty() && !writing_) {
+    upstream_->ReadNext();
+  } else {
+    upstream_waiting_ = true;
+  }
+}
+
+void GrpcWebCall::HandleUpstream(const LinkMessage& message) {
+  const v1::SubscribeResponse& response = message.response();
   if (response.has_goaway()) {
     End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                      "the entitysync replica is draining; call again"));
@@ -115,7 +128,6 @@ void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
   // ids to answer, so the superseded error is not passed on.
   if (response.has_authenticated() ||
       (response.has_error() && response.error().superseded())) {
-    upstream_->ReadNext();
     return;
   }
   if (response.has_error() && response.error().request_id() == 0 &&
@@ -124,8 +136,7 @@ void GrpcWebCall::OnUpstreamMessage(v1::SubscribeResponse response) {
                      response.error().message()));
     return;
   }
-  Send(EncodeGrpcWebMessage(response.SerializeAsString(), format_));
-  upstream_waiting_ = true;
+  Send(message.GrpcWebFrame(format_));
 }
 
 void GrpcWebCall::OnUpstreamDone(const grpc::Status& status) {
@@ -140,7 +151,7 @@ void GrpcWebCall::OnUpstreamDone(const grpc::Status& status) {
   }
 }
 
-void GrpcWebCall::Send(std::string frame) {
+void GrpcWebCall::Send(std::shared_ptr<const std::string> frame) {
   if (ended_ || finished_) return;
   out_.push_back(std::move(frame));
   if (header_written_ && !writing_) DoWrite();
@@ -167,7 +178,7 @@ void GrpcWebCall::DoWrite() {
     net::async_write(stream_, http::make_chunk_last(), std::move(on_write));
     return;
   }
-  net::async_write(stream_, http::make_chunk(net::buffer(out_.front())),
+  net::async_write(stream_, http::make_chunk(net::buffer(*out_.front())),
                    std::move(on_write));
 }
 
@@ -196,7 +207,8 @@ void GrpcWebCall::End(const grpc::Status& status) {
   if (ending_ || finished_) return;
   ending_ = true;
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
-  out_.push_back(EncodeGrpcWebTrailers(status, format_));
+  out_.push_back(std::make_shared<const std::string>(
+      EncodeGrpcWebTrailers(status, format_)));
   ended_ = true;
   if (header_written_ && !writing_) DoWrite();
 }

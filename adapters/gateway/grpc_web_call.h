@@ -17,6 +17,7 @@
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
 #include "adapters/gateway/grpc_web_codec.h"
+#include "adapters/gateway/link_message.h"
 #include "adapters/gateway/subscribe_link.h"
 #include "entitysync/v1/gateway.pb.h"
 
@@ -44,9 +45,10 @@ class GrpcWebCall : public GatewayConnection,
  private:
   void OnHeaderWritten(beast::error_code error, size_t bytes);
   void WatchForDisconnect();
-  void OnUpstreamMessage(v1::SubscribeResponse response);
+  void OnUpstreamMessages(LinkMessages messages);
+  void HandleUpstream(const LinkMessage& message);
   void OnUpstreamDone(const grpc::Status& status);
-  void Send(std::string frame);
+  void Send(std::shared_ptr<const std::string> frame);
   void DoWrite();
   void OnWrite(beast::error_code error, size_t bytes);
   // Ends the call with `status` after the queued frames.
@@ -63,7 +65,7 @@ class GrpcWebCall : public GatewayConnection,
   http::response<http::empty_body> response_;
   std::optional<http::response_serializer<http::empty_body>> serializer_;
   std::shared_ptr<SubscribeLink> upstream_;
-  std::deque<std::string> out_;
+  std::deque<std::shared_ptr<const std::string>> out_;
   char probe_[64];
   uint64_t write_generation_ = 0;
   bool header_written_ = false;

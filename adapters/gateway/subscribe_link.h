@@ -1,7 +1,8 @@
 // SubscribeLink: one EntitySync.Subscribe stream as a gateway connection
 // (WebSocket or grpc-web Watch) sees it. Requests go in with Write;
-// responses come out through on_message one at a time, the next only after
-// ReadNext (so a browser that reads slowly slows the stream down and the
+// responses come out through on_message, one write of the stream at a time
+// (usually one message, several when they waited together), the next only
+// after ReadNext (so a browser that reads slowly slows the stream down and the
 // service's slow-consumer policy applies); exactly one on_done ends it.
 //
 // Two implementations: UpstreamStream (upstream.h), a gRPC call to the
@@ -21,6 +22,7 @@
 #include <string>
 
 #include "adapters/gateway/beast.h"
+#include "adapters/gateway/link_message.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/support/status.h"
 
@@ -30,8 +32,8 @@ namespace gateway {
 class SubscribeLink {
  public:
   struct Events {
-    // A message; call ReadNext for the next one.
-    std::function<void(v1::SubscribeResponse)> on_message;
+    // Messages, in order; call ReadNext for the next ones.
+    std::function<void(LinkMessages)> on_message;
     // A queued write went out; the count still queued. May be empty.
     std::function<void(size_t queued)> on_write_done;
     // Exactly once, last.

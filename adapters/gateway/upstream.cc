@@ -175,7 +175,11 @@ void UpstreamStream::OnReadDone(bool ok) {
   // gRPC runs OnDone only after this reaction returns, so the object is
   // still alive below even when the hold is gone.
   if (release) RemoveHold();
-  if (deliver) events_.on_message(std::move(response_));
+  if (deliver) {
+    LinkMessages messages;
+    messages.emplace_back(std::move(response_));
+    events_.on_message(std::move(messages));
+  }
 }
 
 void UpstreamStream::Cancel() {

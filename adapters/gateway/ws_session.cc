@@ -116,10 +116,10 @@ void WsSession::StartUpstream() {
   // Finish always cancels it, so that cycle ends.
   std::shared_ptr<WsSession> self = shared_from_this();
   SubscribeLink::Events events;
-  events.on_message = [self](v1::SubscribeResponse response) {
+  events.on_message = [self](LinkMessages messages) {
     net::post(self->ws_.get_executor(),
-              [self, response = std::move(response)]() mutable {
-                self->OnUpstreamMessage(std::move(response));
+              [self, messages = std::move(messages)]() mutable {
+                self->OnUpstreamMessages(std::move(messages));
               });
   };
   events.on_write_done = [self](size_t queued) {
@@ -298,8 +298,24 @@ void WsSession::TrackAnswer(const v1::SubscribeResponse& response) {
                                       response.error().key().id()));
 }
 
-void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
+void WsSession::OnUpstreamMessages(LinkMessages messages) {
   if (finished_ || closing_ || upstream_ == nullptr) return;
+  for (const LinkMessage& message : messages) {
+    if (!HandleUpstream(message)) return;
+  }
+  // All their frames are queued before the first is written, so they leave
+  // together.
+  if (out_head_ < out_.size() && !writing_) DoWrite();
+  if (out_head_ == out_.size() && !writing_) {
+    upstream_->ReadNext();
+  } else {
+    upstream_waiting_ = true;
+  }
+}
+
+bool WsSession::HandleUpstream(const LinkMessage& message) {
+  if (finished_ || closing_ || upstream_ == nullptr) return false;
+  const v1::SubscribeResponse& response = message.response();
   if (response.has_goaway()) {
     goaway_ = true;
     const uint32_t within = response.goaway().reconnect_within_ms();
@@ -313,22 +329,11 @@ void WsSession::OnUpstreamMessage(v1::SubscribeResponse response) {
           Reason(static_cast<uint16_t>(websocket::close_code::service_restart),
                  "the entitysync replica is draining; reconnect"));
     });
-    upstream_->ReadNext();
-    return;
+    return true;
   }
   TrackAnswer(response);
-  if (mode_ == WsMode::kBinary) {
-    Send({response.SerializeAsString(), true});
-  } else {
-    for (WsFrame& frame : EncodeResponse(response, mode_)) {
-      Send(std::move(frame));
-    }
-  }
-  if (out_head_ == out_.size() && !writing_) {
-    upstream_->ReadNext();
-  } else {
-    upstream_waiting_ = true;
-  }
+  message.AppendFrames(mode_, &out_);
+  return true;
 }
 
 void WsSession::OnUpstreamWriteDone(size_t queued) {
@@ -362,6 +367,10 @@ void WsSession::OnUpstreamDone(const grpc::Status& status) {
 }
 
 void WsSession::Send(WsFrame frame) {
+  Send(std::make_shared<const WsFrame>(std::move(frame)));
+}
+
+void WsSession::Send(std::shared_ptr<const WsFrame> frame) {
   if (closing_ || finished_) return;
   out_.push_back(std::move(frame));
   if (!writing_) DoWrite();
@@ -374,7 +383,7 @@ void WsSession::DoWrite() {
   in_write_ = std::move(out_[out_head_]);
   if (++out_head_ == out_.size()) {
     // Idle connections hold no frame storage.
-    std::vector<WsFrame>().swap(out_);
+    std::vector<std::shared_ptr<const WsFrame>>().swap(out_);
     out_head_ = 0;
   } else if (out_head_ * 2 >= out_.size()) {
     // Frames keep coming while some wait: drop the written ones, so the
@@ -382,10 +391,12 @@ void WsSession::DoWrite() {
     out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_head_));
     out_head_ = 0;
   }
-  ws_.binary(in_write_.binary);
+  // Held while more frames wait: this one goes out with the last of them.
+  ws_.next_layer().hold(out_head_ < out_.size());
+  ws_.binary(in_write_->binary);
   ArmWriteTimer();
   ws_.async_write(
-      net::buffer(in_write_.data),
+      net::buffer(in_write_->data),
       beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
 }
 
@@ -410,7 +421,7 @@ void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
     Finish();
     return;
   }
-  in_write_ = WsFrame();
+  in_write_.reset();
   if (out_head_ < out_.size()) {
     DoWrite();
   } else if (close_reason_.has_value()) {
@@ -432,6 +443,8 @@ void WsSession::CloseAfterFlush(websocket::close_reason reason) {
 
 void WsSession::DoClose() {
   writing_ = true;
+  // Whatever is held goes out before the close frame, with it.
+  ws_.next_layer().hold(false);
   ArmWriteTimer();
   ws_.async_close(*close_reason_,
                   [self = shared_from_this()](beast::error_code /*error*/) {

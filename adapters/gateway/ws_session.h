@@ -26,7 +26,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "adapters/gateway/beast.h"
+#include "adapters/gateway/coalescing_stream.h"
 #include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/link_message.h"
 #include "adapters/gateway/subscribe_link.h"
 #include "adapters/gateway/ws_codec.h"
 #include "entitysync/v1/entitysync.pb.h"
@@ -61,13 +63,18 @@ class WsSession : public GatewayConnection,
                  const v1::EntityKey* key = nullptr);
   void MaybeResumeRead();
 
-  void OnUpstreamMessage(v1::SubscribeResponse response);
+  void OnUpstreamMessages(LinkMessages messages);
+  // Queues the frames of one of them; false once the connection closes.
+  bool HandleUpstream(const LinkMessage& message);
   void OnUpstreamWriteDone(size_t queued);
   void OnUpstreamDone(const grpc::Status& status);
   // Keeps the count of subscriptions in step with the service's answers.
   void TrackAnswer(const v1::SubscribeResponse& response);
 
-  void Send(WsFrame frame);
+  void Send(WsFrame frame);  // a frame of this connection alone
+  void Send(std::shared_ptr<const WsFrame> frame);
+  // Writes the next frame; while more wait behind it the socket layer is
+  // held, so all of them leave in one send.
   void DoWrite();
   // Cuts the browser off unless the write (or close) started now finishes
   // within --write_timeout.
@@ -79,7 +86,7 @@ class WsSession : public GatewayConnection,
   // The socket is finished: cancel upstream, leave the registry.
   void Finish();
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<CoalescingStream<beast::tcp_stream>> ws_;
   GatewayState* const state_;
   const WsMode mode_;
   const std::string subprotocol_;
@@ -91,10 +98,11 @@ class WsSession : public GatewayConnection,
   beast::flat_buffer read_buffer_;
   std::shared_ptr<SubscribeLink> upstream_;
   // Frames to write, from out_head_ on (a vector: a deque allocates its
-  // first block even when empty).
-  std::vector<WsFrame> out_;
+  // first block even when empty). A frame of a message shared with other
+  // connections is shared, not copied (LinkMessage).
+  std::vector<std::shared_ptr<const WsFrame>> out_;
   size_t out_head_ = 0;
-  WsFrame in_write_;  // the frame being written
+  std::shared_ptr<const WsFrame> in_write_;  // the frame being written
   uint64_t write_generation_ = 0;
   bool accepted_ = false;
   bool reading_ = false;

@@ -93,11 +93,7 @@ size_t LocalLink::Write(v1::SubscribeRequest request) {
 
 void LocalLink::ReadNext() {
   if (!write_in_flight_ || ended_) return;
-  if (handed_out_ < writing_.size()) {
-    HandOutNext();
-  } else {
-    EndWrite(/*ok=*/true);
-  }
+  EndWrite(/*ok=*/true);
 }
 
 void LocalLink::Cancel() {
@@ -113,38 +109,43 @@ void LocalLink::Cancel() {
   }
   if (ended_) return;
   session_->OnCancel();
-  // A message still held by the connection will not be taken: the write
+  // Messages still held by the connection will not be taken: the write
   // fails, and the session finishes (End) once it has heard so.
   if (write_in_flight_) EndWrite(/*ok=*/false);
 }
 
 void LocalLink::Write(OutboundBatch messages) {
-  writing_ = std::move(messages);
-  handed_out_ = 0;
   write_in_flight_ = true;
-  HandOutNext();
-}
-
-void LocalLink::HandOutNext() {
-  // The stream's own bytes are shared with every other subscriber; the
-  // parse reads a copy of the references.
-  grpc::ByteBuffer bytes = writing_[handed_out_++].bytes;
-  v1::SubscribeResponse response;
-  if (!grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&bytes,
-                                                                     &response)
-           .ok()) {
-    // Never: the session serialized it. Fail the write rather than stall
-    // the stream; the session closes it.
-    EndWrite(/*ok=*/false);
-    return;
+  gateway::LinkMessages handed;
+  handed.reserve(messages.size());
+  for (OutboundMessage& message : messages) {
+    std::shared_ptr<SharedForms> forms = std::move(message.forms);
+    if (forms == nullptr) forms = std::make_shared<SharedForms>();
+    bool parsed = true;
+    // The first connection to write the message parses it for all.
+    forms->Get<gateway::ParsedResponse>(gateway::LinkMessage::kParsed, [&] {
+      auto made = std::make_unique<gateway::ParsedResponse>();
+      // The bytes are shared with every other subscriber; the parse reads
+      // a copy of the references.
+      grpc::ByteBuffer bytes = message.bytes;
+      parsed = grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(
+                   &bytes, &made->response)
+                   .ok();
+      return made;
+    });
+    if (!parsed) {
+      // Never: the session serialized it. Fail the write rather than stall
+      // the stream; the session closes it.
+      CancelWrite();
+      return;
+    }
+    handed.emplace_back(std::move(forms));
   }
-  if (events_.on_message) events_.on_message(std::move(response));
+  if (events_.on_message) events_.on_message(std::move(handed));
 }
 
 void LocalLink::EndWrite(bool ok) {
   write_in_flight_ = false;
-  writing_.clear();
-  handed_out_ = 0;
   session_->OnWriteDone(ok);
 }
 

@@ -5,13 +5,19 @@
 // SessionTransport whose executor is the connection's strand.
 //
 // Flow: a request from the browser goes to Session::OnRequest at once (none
-// once the session is closing). A session Write (one message: the link
-// takes no batches) is handed to the connection, and the session hears
-// OnWriteDone at ReadNext, once the connection has written its frames: so
-// the connection holds at most one message, and a browser that reads slowly
+// once the session is closing). A session Write (the messages that waited
+// together, up to --max_write_batch_bytes) is handed to the connection in
+// one event, which writes all their frames in one send, and the session
+// hears OnWriteDone at ReadNext, once the connection has written them: so
+// the connection holds at most one write, and a browser that reads slowly
 // leaves the updates waiting in the session's queue, where they conflate
 // and where the slow-consumer policy (write stall, queue bytes) applies as
 // to a gRPC stream.
+//
+// Encoding: a message's forms (OutboundMessage::forms) travel with it, so
+// an update fanned out to many browsers is parsed once and encoded once per
+// protocol in use, by whichever connection writes it first
+// (gateway::LinkMessage).
 //
 // Threading: everything on the connection's strand; Session calls arrive
 // there (its executor is that strand) and the events post to it. The one
@@ -54,15 +60,10 @@ class LocalLink final : public gateway::SubscribeLink,
   void Write(OutboundBatch messages) override;
   void Finish(const grpc::Status& status) override;
   void CancelWrite() override;
-  // One message at a time goes to the connection anyway; the rest wait in
-  // the session's queue, where they still conflate.
-  bool TakesSeveral() const override { return false; }
 
  private:
   class StrandExecutor;
 
-  // Hands the connection the next message of the write in flight.
-  void HandOutNext();
   // The write in flight ends (taken, or failed).
   void EndWrite(bool ok);
   // Ends the link (once): on_done, then the session's OnDone on the strand.
@@ -74,9 +75,7 @@ class LocalLink final : public gateway::SubscribeLink,
   Events events_;  // released by End
   std::shared_ptr<StrandExecutor> session_executor_;
   std::shared_ptr<Session> session_;  // null until opened, and after OnDone
-  OutboundBatch writing_;             // the write in flight (one message)
-  size_t handed_out_ = 0;             // of writing_
-  bool write_in_flight_ = false;
+  bool write_in_flight_ = false;      // handed to the connection, not yet taken
   bool ended_ = false;
 };
 
