@@ -13,10 +13,12 @@
 //    and probes name container ports, the flags' listen ports are the
 //    container ports, the --config file is a key of the mounted ConfigMap,
 //    resolver / NATS / upstream targets are Services of the right port, the
-//    NATS routes name the StatefulSet's pods, the public Service and the
-//    NetworkPolicy expose what they should, drain timings fit the grace
-//    period, every container is locked down, and the Dockerfile installs
-//    what the manifests run.
+//    NATS routes name the StatefulSet's pods, the public and browser
+//    Services and the NetworkPolicies expose what they should (browsers
+//    reach the replicas' hosted gateway, or the standalone gateway pods, and
+//    never the internal port), drain timings fit the grace period, every
+//    container is locked down, one image runs everywhere, and the
+//    Dockerfile installs what the manifests run.
 // 3. The real binaries, started with the flags, files and environment of
 //    the manifests, adapted to loopback (each container port becomes a free
 //    port on 127.0.0.1, Service and pod DNS names become the ports of the
@@ -24,8 +26,9 @@
 //    containers run to completion, every readiness and liveness probe is
 //    asked as the kubelet would (gRPC health, HTTP GET), a subscriber gets
 //    an item through the resolver table, the NATS cluster forms its routes,
-//    the gateway serves the static files, and SIGTERM drains entitysync
-//    within its grace and exits 0.
+//    a browser (WebSocket) gets the item through the browser Service, which
+//    also serves the demo page, and SIGTERM drains entitysync within its
+//    grace and exits 0, telling that browser to reconnect (1012).
 //
 // usage: node manifests_check.mjs --bin=DIR --tmp=DIR --dockerfile=FILE
 //          NAME=RENDERED.yaml...
@@ -40,6 +43,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { parseAllDocuments } from "yaml";
 import ts from "typescript";
+import WebSocket from "ws";
 
 const require = createRequire(import.meta.url);
 
@@ -81,11 +85,24 @@ const BINARIES = {
 };
 
 // What each overlay promises (issue: dev one replica, prod three or more).
-const EXPECTED_REPLICAS = { dev: { min: 1, max: 1 }, prod: { min: 3, max: Infinity } };
+const EXPECTED_REPLICAS = {
+  dev: { min: 1, max: 1 },
+  prod: { min: 3, max: Infinity },
+  "prod-standalone-gateway": { min: 3, max: Infinity },
+};
+// Who serves the browsers (Service entitysync-gateway): the gateway hosted
+// in the replicas (--gateway_address, the base) or the standalone
+// entitysync-gateway pods in front of them (issue 17).
+const EXPECTED_BROWSERS = { dev: "hosted", prod: "hosted", "prod-standalone-gateway": "standalone" };
 
 let failures = 0;
 let current = "";
+let held = null;  // failures of a run that may be run again (runOverlayRetrying)
 const fail = (msg) => {
+  if (held) {
+    held.push(msg);
+    return;
+  }
   failures++;
   console.log(`FAIL ${current}: ${msg}`);
 };
@@ -375,6 +392,38 @@ function checkWiring(objects, dockerfile) {
       `--nats_url ${url} reaches port ${t.containerPort}, but nats-server listens on ${nf.port}`);
   }
 
+  // One image (one version) for every entitysync container: an overlay
+  // that adds a workload repeats `images`, which must not drift.
+  const images = new Set(workloads.flatMap(allContainersOf).map((x) => x.image)
+    .filter((i) => i?.includes("entitysync")));
+  check(images.size === 1, `entitysync containers run ${images.size} images: ${[...images]}`);
+
+  // The hosted gateway: --gateway_address is the container port `gateway`,
+  // on the pod's address, apart from the gRPC and metrics ports (Notify and
+  // Admin never answer where browsers come in).
+  const hostedPort = f.gateway_address === undefined ? undefined : portOf(f.gateway_address);
+  if (f.gateway_address !== undefined) {
+    check(hostedPort && portNamed("gateway") === hostedPort,
+      `--gateway_address ${f.gateway_address} is not container port gateway (${portNamed("gateway")})`);
+    check(f.gateway_address.startsWith("0.0.0.0:"),
+      `--gateway_address=${f.gateway_address} does not listen on the pod's address`);
+    check(![publicPort, internalPort, metricsPort].includes(hostedPort),
+      `--gateway_address ${f.gateway_address} shares a port with gRPC or metrics`);
+    for (const d of (f.gateway_static ?? "").split(",").filter(Boolean)) {
+      check(/^\/[^=]*=\/usr\/share\/entitysync\//.test(d),
+        `--gateway_static ${d} is not PREFIX=a directory of the image`);
+    }
+  } else {
+    check(portNamed("gateway") === undefined,
+      "entitysync declares container port gateway but runs no --gateway_address");
+  }
+  const gateway = workloads.find((w) => argv(containersOf(w)[0])[0] === "entitysync-gateway");
+  const gatewayPort = gateway && portOf(flagsOf(containersOf(gateway)[0]).address);
+  const mode = hostedPort && gateway ? "both" : hostedPort ? "hosted" : gateway ? "standalone" : "none";
+  const wantMode = EXPECTED_BROWSERS[current];
+  check(wantMode ? mode === wantMode : mode === "hosted" || mode === "standalone",
+    `browsers are served by ${mode === "both" ? "both the replicas and entitysync-gateway" : mode === "none" ? "nothing" : `the ${mode} gateway`}, expected ${wantMode ?? "one of hosted or standalone"}`);
+
   // The public Service has the public port only; the internal one the rest.
   const pub = named("Service", "entitysync-public");
   const internal = named("Service", "entitysync-internal");
@@ -383,33 +432,66 @@ function checkWiring(objects, dockerfile) {
     `Service entitysync-public exposes ${targets(pub)}, not only the public port ${publicPort}`);
   check(JSON.stringify(targets(internal).sort()) === JSON.stringify([internalPort, metricsPort].sort()),
     `Service entitysync-internal exposes ${targets(internal)}, not the internal and metrics ports`);
-  // NetworkPolicy: public port from anywhere, the others from this
-  // namespace only, nothing else open.
-  const np = byKind("NetworkPolicy").find((n) => matches(n.spec.podSelector?.matchLabels, podLabels(server)));
-  if (check(np, "no NetworkPolicy selects the entitysync pods")) {
-    check(JSON.stringify(np.spec.policyTypes) === '["Ingress"]' || (np.spec.policyTypes ?? []).includes("Ingress"),
-      `${id(np)}: does not restrict ingress`);
-    const open = new Map();  // port -> "anywhere" | "namespace"
+  // The browsers' Service: its name and port (http, 8080) are what Ingresses
+  // and load balancers name, whichever gateway is behind it; it selects the
+  // pods that serve browsers and reaches their gateway port only.
+  const browsers = named("Service", "entitysync-gateway");
+  if (check(browsers, "no Service entitysync-gateway for browsers") && mode !== "both" && mode !== "none") {
+    const ports = browsers.spec.ports ?? [];
+    check(ports.length === 1 && ports[0].port === 8080 && ports[0].name === "http",
+      `Service entitysync-gateway ports ${JSON.stringify(ports)}, not one port http 8080`);
+    const servedBy = mode === "hosted" ? server : gateway;
+    const port = mode === "hosted" ? hostedPort : gatewayPort;
+    const ws = workloadOf(browsers.spec.selector);
+    check(ws.length === 1 && ws[0] === servedBy,
+      `Service entitysync-gateway selects ${ws.map(id)}, not ${id(servedBy)} (the ${mode} gateway)`);
+    const reached = ports.map((p) => containerPort(servedBy, p.targetPort ?? p.port));
+    check(JSON.stringify(reached) === JSON.stringify([port]),
+      `Service entitysync-gateway reaches ${id(servedBy)} ports ${reached}, not only its gateway port ${port}`);
+  }
+  // NetworkPolicy: public port (and the hosted gateway's) from anywhere, the
+  // others from this namespace only, nothing else open. Rules add up: a
+  // port takes the widest scope any rule gives it.
+  const openPorts = (np, w) => {
+    const open = new Map();  // port -> "anywhere" | "other" | "namespace"
+    const width = { namespace: 0, other: 1, anywhere: 2 };
     for (const rule of np.spec.ingress ?? []) {
       const scope = rule.from === undefined ? "anywhere"
         : rule.from.every((p) => JSON.stringify(p) === '{"podSelector":{}}') ? "namespace" : "other";
       for (const p of rule.ports ?? [{ port: "all" }]) {
-        open.set(containerPort(server, p.port) ?? p.port, scope);
+        const port = containerPort(w, p.port) ?? p.port;
+        if (!open.has(port) || width[scope] > width[open.get(port)]) open.set(port, scope);
       }
     }
-    check(open.get(publicPort) === "anywhere", `${id(np)}: the public port ${publicPort} is not open to all`);
+    return open;
+  };
+  const policyOf = (w) => byKind("NetworkPolicy").find((n) => matches(n.spec.podSelector?.matchLabels, podLabels(w)));
+  const restrictsIngress = (np) =>
+    check((np.spec.policyTypes ?? []).includes("Ingress"), `${id(np)}: does not restrict ingress`);
+  const np = policyOf(server);
+  if (check(np, "no NetworkPolicy selects the entitysync pods")) {
+    restrictsIngress(np);
+    const open = openPorts(np, server);
+    const toAll = [publicPort, ...(hostedPort ? [hostedPort] : [])];
+    for (const p of toAll) {
+      check(open.get(p) === "anywhere", `${id(np)}: port ${p} (${p === publicPort ? "public" : "browsers"}) is not open to all`);
+    }
     for (const p of [internalPort, metricsPort]) {
       check(open.get(p) === "namespace", `${id(np)}: port ${p} is ${open.get(p) ?? "closed"}, not open to this namespace only`);
     }
     for (const [p] of open) {
-      check([publicPort, internalPort, metricsPort].includes(p), `${id(np)}: opens ${p}, which entitysync does not serve`);
+      check([...toAll, internalPort, metricsPort].includes(p), `${id(np)}: opens ${p}, which entitysync does not serve`);
     }
   }
 
-  // The gateway's upstream: the public port through a Service.
-  const gateway = workloads.find((w) => argv(containersOf(w)[0])[0] === "entitysync-gateway");
-  if (check(gateway, "no workload runs entitysync-gateway")) {
-    const gf = flagsOf(containersOf(gateway)[0]);
+  // The standalone gateway: its listen port, its upstream (the public port
+  // through a Service), its drain, and browsers only into its pods.
+  if (gateway) {
+    const gc = containersOf(gateway)[0];
+    const gf = flagsOf(gc);
+    check(gatewayPort && containerPort(gateway, "gateway") === gatewayPort,
+      `gateway --address ${gf.address} is not its container port gateway`);
+    check(gf.address?.startsWith("0.0.0.0:"), `gateway --address=${gf.address} does not listen on the pod's address`);
     for (const target of (gf.upstream ?? "").replace(/^(dns:\/\/\/|ipv4:)/, "").split(",")) {
       const [host, port] = target.split(":");
       const t = serviceTarget(host, Number(port));
@@ -418,10 +500,16 @@ function checkWiring(objects, dockerfile) {
           `gateway --upstream ${target} does not reach entitysync's public port`);
       }
     }
-    const gc = containersOf(gateway)[0];
     const gPreStop = Number(gc.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
     check(podSpec(gateway).terminationGracePeriodSeconds > gPreStop + durationSeconds(gf.shutdown_grace ?? "5s"),
       "gateway: terminationGracePeriodSeconds is not above preStop + --shutdown_grace");
+    const gnp = policyOf(gateway);
+    if (check(gnp, `no NetworkPolicy selects the ${id(gateway)} pods`)) {
+      restrictsIngress(gnp);
+      const open = openPorts(gnp, gateway);
+      check(open.size === 1 && open.get(gatewayPort) === "anywhere",
+        `${id(gnp)}: opens ${JSON.stringify([...open])}, not only the gateway port ${gatewayPort} to all`);
+    }
   }
 
   // NATS clusters: the routes name every pod of the StatefulSet through its
@@ -443,7 +531,7 @@ function checkWiring(objects, dockerfile) {
       `${id(ss)}: --routes=${nf.routes}, expected ${expected}`);
     check(ss.spec.replicas >= 3, `${id(ss)}: a NATS cluster of ${ss.spec.replicas}`);
   }
-  return { server, gateway };
+  return { server, gateway, mode };
 }
 
 // The Dockerfile: what it installs in /usr/local/bin, the directories it
@@ -753,11 +841,22 @@ async function runOverlay(objects, wiring, dir) {
     `subscribe items/100 through the mounted resolver table: ${sub.out}\n${tail(serverProc.log)}`)) {
     note("a subscriber got items/100 through the mounted resolver table");
   }
-  // The gateway serves the directories the manifest names.
-  if (wiring.gateway) {
-    const gwPod = pods.find((p) => p.workload === wiring.gateway);
-    const r = await httpGet(gwPod.ports.get("http"), "/");
-    check(r.status === 200 && /^marker /.test(r.body), `gateway GET /: ${r.status} ${r.body.slice(0, 100)}`);
+  // Browsers, through the Service entitysync-gateway as a load balancer
+  // would dial it: the demo page (the directories the manifest names), the
+  // gateway's health, and a WebSocket that gets item 100 (hosted: from the
+  // replica's session core; standalone: through the gateway's Subscribe).
+  const browserPort = resolve("entitysync-gateway", 8080, serverPod);
+  const browserProc = started.find((s) => s.pod.workload === (wiring.mode === "hosted" ? wiring.server : wiring.gateway))?.process;
+  let browser;
+  if (check(browserPort, "Service entitysync-gateway:8080 leads to no pod")) {
+    const page = await httpGet(browserPort, "/");
+    check(page.status === 200 && /^marker /.test(page.body), `GET / through Service entitysync-gateway: ${page.status} ${page.body.slice(0, 100)}`);
+    const health = await httpGet(browserPort, "/healthz");
+    check(health.status === 200, `GET /healthz through Service entitysync-gateway: ${health.status} ${health.body.slice(0, 100)}`);
+    browser = await browserSubscribe(browserPort, { entity: "items", id: "100" });
+    if (check(browser.ok, `a browser's WebSocket through Service entitysync-gateway: ${browser.detail}\n${tail(browserProc?.log ?? serverProc.log)}`)) {
+      note(`a browser got items/100 through Service entitysync-gateway (${wiring.mode} gateway)`);
+    }
   }
   // NATS clusters: every server has a route to every other.
   for (const ss of workloads.filter((w) => w.kind === "StatefulSet")) {
@@ -780,9 +879,75 @@ async function runOverlay(objects, wiring, dir) {
   const exit = await Promise.race([serverProc.exited, sleep((grace + 5) * 1000).then(() => null)]);
   check(exit && exit.code === 0, `entitysync-server after SIGTERM: ${JSON.stringify(exit)} (grace ${grace}s)\n${tail(serverProc.log)}`);
   note(`entitysync-server drained on SIGTERM: exit ${exit?.code} after ${Date.now() - t0} ms`);
+  // Its browser was told to reconnect elsewhere (1012), not dropped.
+  if (browser?.ok) {
+    const closed = await Promise.race([browser.closed, sleep(3000).then(() => null)]);
+    check(closed?.code === 1012, `the browser's WebSocket when its replica drained: ${closed ? `closed ${closed.code} ${closed.reason}` : "still open"}, expected 1012`);
+    if (closed?.code === 1012) note("its browser was closed with 1012 (reconnect) by the drain");
+    browser.ws.terminate();
+  }
   for (const s of started) if (s.process.exitCode === null) s.process.kill("SIGTERM");
   await Promise.race([Promise.all(started.map((s) => s.process.exited)), sleep(8000)]);
   for (const s of started) if (s.process.exitCode === null) s.process.kill("SIGKILL");
+}
+
+// A browser in the gateway's enveloped JSON mode: subscribes to `key` and
+// waits for its first update. `closed` resolves with the close code.
+function browserSubscribe(port, key, timeoutMs = 10000) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/entity-sync/`, ["entitysync.v1.json"]);
+  const closed = new Promise((r) => ws.on("close", (code, reason) => r({ code, reason: String(reason) })));
+  const seen = [];
+  return new Promise((resolve) => {
+    const done = (r) => { clearTimeout(timer); resolve({ ...r, ws, closed }); };
+    const timer = setTimeout(() => done({ ok: false, detail: `no update within ${timeoutMs} ms (got ${seen})` }), timeoutMs);
+    ws.on("open", () => ws.send(JSON.stringify({ action: "subscribe", request_id: 1, body: key })));
+    ws.on("message", (data) => {
+      let m;
+      try { m = JSON.parse(String(data)); } catch { m = { type: `non-JSON ${String(data).slice(0, 80)}` }; }
+      seen.push(m.type);
+      if (m.type === "update" && m.key?.entity === key.entity && m.key?.id === key.id) {
+        const body = JSON.stringify(m.rows ?? []);
+        done(m.rows?.length > 0 && body.includes(`"id":"${key.id}"`)
+          ? { ok: true } : { ok: false, detail: `update without the item: ${body.slice(0, 200)}` });
+      } else if (m.type === "error") {
+        done({ ok: false, detail: JSON.stringify(m) });
+      }
+    });
+    ws.on("error", (e) => done({ ok: false, detail: String(e) }));
+    closed.then((c) => done({ ok: false, detail: `closed ${c.code} ${c.reason} (got ${seen})` }));
+  });
+}
+
+// Free ports are picked, released, then bound by the processes, so another
+// process (a test running beside this one) can take one in between. A run
+// in which a process could not bind is run again on new ports (three runs
+// at most); any other failure counts at once.
+async function runOverlayRetrying(objects, wiring, dir) {
+  for (let attempt = 1; ; attempt++) {
+    const attemptDir = path.join(dir, `run${attempt}`);
+    held = [];
+    let found;
+    try {
+      await runOverlay(objects, wiring, attemptDir);
+    } finally {
+      found = held;
+      held = null;
+    }
+    if (found.length === 0) return;
+    if (attempt === 3 || !logsMatch(attemptDir, /address already in use/i)) {
+      for (const msg of found) fail(msg);
+      return;
+    }
+    note(`run ${attempt}: a port was taken before its process bound it (${found.length} failures); again on new ports`);
+  }
+}
+
+function logsMatch(dir, re) {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() ? logsMatch(p, re) : e.name.endsWith(".log") && re.test(fs.readFileSync(p, "utf8"))) return true;
+  }
+  return false;
 }
 
 function tail(log, n = 15) {
@@ -820,7 +985,7 @@ for (const overlay of opts.overlays) {
   note(`schemas: ${failures === before ? "all valid" : "INVALID"} (${Date.now() - t0} ms)`);
   const wiring = checkWiring(objects, dockerfile);
   if (wiring && failures === before) {
-    await runOverlay(objects, wiring, dir);
+    await runOverlayRetrying(objects, wiring, dir);
   } else if (wiring) {
     note("not starting the binaries: fix the failures above first");
   }

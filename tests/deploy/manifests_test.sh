@@ -5,7 +5,8 @@
 # object (kubernetes-models' JSON schemas, kubernetes-types' API types with
 # the TypeScript compiler), checks the wiring (ports, probes, config names,
 # Services, NetworkPolicy, drain timings, Dockerfile), and starts the real
-# binaries with the manifests' flags adapted to loopback. Hermetic: free
+# binaries with the manifests' flags adapted to loopback (a browser's
+# WebSocket through the Service entitysync-gateway included). Hermetic: free
 # ports, files in TEST_TMPDIR.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ command -v node >/dev/null || fail "node not found (scripts/setup installs it)"
 # The checker runs from the source tree, where the npm packages are.
 checker=$(readlink -f "$runfiles/tests/deploy/manifests_check.mjs")
 repo=$(cd "$(dirname "$checker")/../.." && pwd)
-for pkg in kubernetes-models kubernetes-types yaml typescript; do
+for pkg in kubernetes-models kubernetes-types yaml typescript ws; do
   [ -d "$repo/node_modules/$pkg" ] || fail "npm package $pkg missing in $repo/node_modules (run scripts/setup)"
 done
 
@@ -33,7 +34,7 @@ for dir in "$tmp"/deploy/k8s/overlays/*/; do
     || { cat "$tmp/$name.kustomize.log" >&2; fail "kubectl kustomize overlays/$name"; }
   overlays+=("$name=$tmp/$name.yaml")
 done
-[ "${#overlays[@]}" -ge 2 ] || fail "expected the dev and prod overlays, found ${overlays[*]}"
+[ "${#overlays[@]}" -ge 3 ] || fail "expected the dev, prod and prod-standalone-gateway overlays, found ${overlays[*]}"
 
 node "$checker" --bin="$runfiles" --tmp="$tmp/run" \
   --dockerfile="$tmp/deploy/Dockerfile" "${overlays[@]}"
