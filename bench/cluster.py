@@ -42,6 +42,11 @@ class Replica:
         self.public_port = public_port
         self.internal_port = internal_port
         self.metrics_port = metrics_port
+        # The hosted gateway's port (browsers' WebSockets), when it has one.
+        self.gateway_port = None
+
+    def client_port(self, transport):
+        return self.gateway_port if transport == "websocket" else self.public_port
 
     @property
     def pid(self):
@@ -87,6 +92,7 @@ class Bench:
         self.stream_limit_bin = self._binary("bench/grpc_stream_limit")
         self.idle_streams_bin = self._binary("bench/grpc_idle_streams")
         self.nats_rtt_bin = self._binary("bench/nats_rtt")
+        self.write_floor_bin = self._binary("bench/floor/tcp_write_floor")
 
     def _binary(self, rel):
         path = os.path.join(self.bin_dir, rel)
@@ -137,8 +143,11 @@ class Bench:
                              f"{processes.tail(child.log_path)}")
         return result
 
-    def start_replicas(self, n, resolver_port, ports, resolve_mode=None):
-        """ports: 3*n picked ports (public, internal, metrics per replica)."""
+    def start_replicas(self, n, resolver_port, ports, resolve_mode=None,
+                       transport="grpc"):
+        """ports: 3*n picked ports (public, internal, metrics per replica).
+        transport "websocket": each also hosts the browser gateway
+        (--gateway_address) on a port of its own."""
         self._sets += 1
         prefix = f"bench{os.getpid()}s{self._sets}"
         config = os.path.join(self.log_dir, f"config-{prefix}.textproto")
@@ -149,6 +158,11 @@ class Bench:
         replicas = []
         for i in range(n):
             public, internal, metrics = ports[3 * i:3 * i + 3]
+            gateway = (self.ports.pick()[0] if transport == "websocket"
+                       else None)
+            gateway_args = ([f"--gateway_address=127.0.0.1:{gateway}",
+                             "--gateway_max_connections=100000"]
+                            if gateway else [])
             child = self.children.start(f"replica{i}", [
                 self.server_bin, "--bus=nats", f"--nats_url={self.nats_url}",
                 f"--nats_subject_prefix={prefix}", f"--config={config}",
@@ -158,12 +172,15 @@ class Bench:
                 "--shutdown_grace=1s", "--goaway_reconnect_within=500ms",
                 # The load generator opens up to 20,000 streams at once.
                 "--stream_rate=0",
-            ] + list(self.server_args))
+            ] + gateway_args + list(self.server_args))
             replicas.append(Replica(child, public, internal, metrics))
+            replicas[-1].gateway_port = gateway
         for r in replicas:
             try:
                 processes.wait_listening(r.metrics_port, 20, r.child)
                 processes.wait_listening(r.public_port, 5, r.child)
+                if r.gateway_port:
+                    processes.wait_listening(r.gateway_port, 5, r.child)
             except BenchError as e:
                 # The log's first line is the command (it names the config).
                 output = "".join(
@@ -215,7 +232,8 @@ class Bench:
 
     def load_run(self, args, *, replicas=2, clients_on=None, notify_on=None,
                  resolve_mode=None, warmup=1.0, duration=5.0, hold=0.0,
-                 notifying=True, sample_every=None, ready_timeout=None):
+                 notifying=True, sample_every=None, ready_timeout=None,
+                 transport="grpc"):
         """Runs the loadgen against fresh replicas; returns figures.
 
         args: loadgen flags besides targets, warmup, duration and hold.
@@ -228,10 +246,8 @@ class Bench:
         clients_on = list(range(n)) if clients_on is None else clients_on
         notify_on = list(range(n)) if notify_on is None else notify_on
         ports = self.ports.pick(3 * n)
-        publics = [ports[3 * i] for i in range(n)]
         internals = [ports[3 * i + 1] for i in range(n)]
-        lg_args = list(args) + [
-            "--targets=" + ",".join(f"127.0.0.1:{publics[i]}" for i in clients_on),
+        lg_args = list(args) + [f"--transport={transport}",
             f"--warmup={duration_flag(warmup)}",
             f"--duration={duration_flag(duration)}",
             f"--hold={duration_flag(hold)}",
@@ -247,7 +263,10 @@ class Bench:
         # before them would find them refusing and wait out gRPC's
         # reconnect backoff (a second) before opening streams.
         (resolver_port,) = self.ports.pick()
-        reps = self.start_replicas(n, resolver_port, ports, resolve_mode)
+        reps = self.start_replicas(n, resolver_port, ports, resolve_mode,
+                                   transport)
+        lg_args.append("--targets=" + ",".join(
+            f"127.0.0.1:{reps[i].client_port(transport)}" for i in clients_on))
         loadgen = None
         try:
             loadgen, _ = self.start_loadgen(
@@ -327,7 +346,7 @@ class Bench:
                                      f"{processes.tail(loadgen.log_path)}") from None
 
     def idle_run(self, client_args, *, hold, replicas=1, settle=1.0,
-                 ready_timeout=None):
+                 ready_timeout=None, transport="grpc"):
         """Idle footprint: replicas measured with nothing connected, then with
         the loadgen's streams open (no notifies) during --hold.
 
@@ -343,12 +362,14 @@ class Bench:
             "resolver", ["--connections=0", "--hold=3600s"])
         reps, clients = [], None
         try:
-            reps = self.start_replicas(n, resolver_port, ports)
+            reps = self.start_replicas(n, resolver_port, ports,
+                                       transport=transport)
             time.sleep(settle)
             base = [r.sample(metrics=True) for r in reps]
             clients, _ = self.start_loadgen("loadgen", list(client_args) + [
+                f"--transport={transport}",
                 "--targets=" + ",".join(
-                    f"127.0.0.1:{r.public_port}" for r in reps),
+                    f"127.0.0.1:{r.client_port(transport)}" for r in reps),
                 f"--hold={duration_flag(hold)}",
             ])
             clients.wait_for_line("READY", ready_timeout)

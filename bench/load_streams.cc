@@ -91,18 +91,30 @@ DeliveryRecorder::Totals DeliveryRecorder::Collect() const {
   return all;
 }
 
-LoadStream::LoadStream(const StreamEnvironment* env, LoadConnection* owner,
-                       uint64_t index, bool initial, bool stalled)
-    : env_(env),
-      owner_(owner),
-      index_(index),
-      initial_(initial),
-      stalled_(stalled) {
+SubscriptionBook::SubscriptionBook(const StreamEnvironment* env, uint64_t index,
+                                   bool initial, bool stalled)
+    : env_(env), index_(index), initial_(initial), stalled_(stalled) {
   for (uint64_t key : env_->keys->KeysOfStream(index, env_->keys_per_stream)) {
     subscriptions_.push_back(Subscription{key});
   }
   unsettled_ = subscriptions_.size();
 }
+
+v1::SubscribeRequest SubscriptionBook::SubscribeRequest(size_t i) const {
+  v1::SubscribeRequest request;
+  request.set_request_id(i + 1);
+  v1::EntityKey* key = request.mutable_subscribe()->mutable_key();
+  key->set_entity(env_->entity);
+  key->set_id(env_->keys->Id(subscriptions_[i].key));
+  return request;
+}
+
+LoadStream::LoadStream(const StreamEnvironment* env, LoadConnection* owner,
+                       uint64_t index, bool initial, bool stalled)
+    : env_(env),
+      owner_(owner),
+      stalled_(stalled),
+      book_(env, index, initial, stalled) {}
 
 void LoadStream::Start(grpc::GenericStub* stub) {
   if (!env_->credentials.empty()) {
@@ -140,11 +152,7 @@ void LoadStream::Resume() {
 
 void LoadStream::WriteSubscribe(size_t i) {
   next_write_ = i;
-  v1::SubscribeRequest request;
-  request.set_request_id(i + 1);
-  v1::EntityKey* key = request.mutable_subscribe()->mutable_key();
-  key->set_entity(env_->entity);
-  key->set_id(env_->keys->Id(subscriptions_[i].key));
+  const v1::SubscribeRequest request = book_.SubscribeRequest(i);
   bool own_buffer;
   // Serializing a small valid message into a fresh buffer cannot fail.
   (void)grpc::SerializationTraits<v1::SubscribeRequest>::Serialize(
@@ -154,7 +162,7 @@ void LoadStream::WriteSubscribe(size_t i) {
 
 void LoadStream::OnWriteDone(bool ok) {
   // Not ok: the call is over; OnDone reports it.
-  if (ok && next_write_ + 1 < subscriptions_.size()) {
+  if (ok && next_write_ + 1 < book_.size()) {
     WriteSubscribe(next_write_ + 1);
   }
 }
@@ -165,7 +173,7 @@ void LoadStream::OnReadDone(bool ok) {
     ReleaseHold();
     return;
   }
-  const bool keep_reading = HandleResponse();
+  const bool keep_reading = book_.HandleResponses(&read_buffer_);
   read_buffer_.Clear();
   if (!keep_reading) {
     int reading = kReading;
@@ -178,7 +186,7 @@ void LoadStream::OnReadDone(bool ok) {
   StartRead(&read_buffer_);
 }
 
-LoadStream::Subscription* LoadStream::Find(uint64_t key) {
+SubscriptionBook::Subscription* SubscriptionBook::Find(uint64_t key) {
   // A stream has a few keys; a scan beats hashing at that size.
   for (Subscription& sub : subscriptions_) {
     if (sub.key == key) return &sub;
@@ -186,7 +194,7 @@ LoadStream::Subscription* LoadStream::Find(uint64_t key) {
   return nullptr;
 }
 
-void LoadStream::SubscriptionSettled(bool ok) {
+void SubscriptionBook::SubscriptionSettled(bool ok) {
   if (!ok) ++failed_;
   if (initial_) {
     env_->counters->settled_subscriptions.fetch_add(1,
@@ -205,12 +213,12 @@ void LoadStream::SubscriptionSettled(bool ok) {
   }
 }
 
-bool LoadStream::HandleResponse() {
+bool SubscriptionBook::HandleResponses(grpc::ByteBuffer* buffer) {
   // Per thread, so its strings keep their capacity across deliveries.
   thread_local SubscribeResponseView view;
   StreamCounters& counters = *env_->counters;
   bool keep_reading = true;
-  if (!ReadSubscribeResponses(&read_buffer_, &view,
+  if (!ReadSubscribeResponses(buffer, &view,
                               [&](const SubscribeResponseView& one) {
                                 keep_reading &= HandleOne(one);
                               })) {
@@ -223,7 +231,7 @@ bool LoadStream::HandleResponse() {
   return keep_reading;
 }
 
-bool LoadStream::HandleOne(const SubscribeResponseView& view) {
+bool SubscriptionBook::HandleOne(const SubscribeResponseView& view) {
   StreamCounters& counters = *env_->counters;
   switch (view.kind) {
     case SubscribeResponseView::Kind::kUpdate: {
@@ -281,28 +289,30 @@ bool LoadStream::HandleOne(const SubscribeResponseView& view) {
   return true;
 }
 
-void LoadStream::OnDone(const grpc::Status& status) {
+void SubscriptionBook::OnEnd(bool cancelled, int code,
+                             const std::string& message) {
   StreamCounters& counters = *env_->counters;
-  const bool cancelled = cancelled_.load(std::memory_order_relaxed);
   if (!ready_ && initial_) {
     counters.failed_before_ready.fetch_add(1, std::memory_order_relaxed);
     counters.settled_subscriptions.fetch_add(static_cast<int64_t>(unsettled_),
                                              std::memory_order_relaxed);
   }
-  if (!cancelled) {
-    if (ready_ && stalled_) {
-      counters.stalled_closed.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      counters.stream_errors.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (ShouldLog(logged_stream_ends)) {
-      std::fprintf(stderr, "stream %llu ended%s: code %d: %s\n",
-                   static_cast<unsigned long long>(index_),
-                   ready_ && stalled_ ? " (stalled)" : "",
-                   static_cast<int>(status.error_code()),
-                   status.error_message().c_str());
-    }
+  if (cancelled) return;
+  if (ready_ && stalled_) {
+    counters.stalled_closed.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    counters.stream_errors.fetch_add(1, std::memory_order_relaxed);
   }
+  if (ShouldLog(logged_stream_ends)) {
+    std::fprintf(stderr, "stream %llu ended%s: code %d: %s\n",
+                 static_cast<unsigned long long>(index_),
+                 ready_ && stalled_ ? " (stalled)" : "", code, message.c_str());
+  }
+}
+
+void LoadStream::OnDone(const grpc::Status& status) {
+  book_.OnEnd(cancelled_.load(std::memory_order_relaxed),
+              static_cast<int>(status.error_code()), status.error_message());
   // Last: the connection may destroy this stream as soon as it sees 0.
   owner_->live_.fetch_sub(1, std::memory_order_release);
 }

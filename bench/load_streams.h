@@ -33,6 +33,7 @@
 #include "bench/key_space.h"
 #include "bench/row_stamp.h"
 #include "bench/subscribe_response_reader.h"
+#include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -117,6 +118,47 @@ struct StreamEnvironment {
   bool batch = true;
 };
 
+// The subscriptions of one stream and what its responses do to them: the
+// part a gRPC LoadStream and a WebSocket stream (ws_load.h) share.
+// Thread-compatible: used by the one read in flight of its stream.
+class SubscriptionBook {
+ public:
+  // `initial`: counts toward READY. `stalled`: stops reading once ready.
+  SubscriptionBook(const StreamEnvironment* env, uint64_t index, bool initial,
+                   bool stalled);
+
+  size_t size() const { return subscriptions_.size(); }
+  bool ready() const { return ready_; }
+  bool stalled() const { return stalled_; }
+  // The subscribe of subscription i (request id i + 1).
+  v1::SubscribeRequest SubscribeRequest(size_t i) const;
+  // Every response `buffer` carries (one, or a batch's). Returns whether to
+  // keep reading.
+  bool HandleResponses(grpc::ByteBuffer* buffer);
+  // The stream ended, `cancelled` by us or else with this status.
+  void OnEnd(bool cancelled, int code, const std::string& message);
+
+ private:
+  struct Subscription {
+    uint64_t key;
+    uint64_t last_version = 0;
+    bool snapshot = false;
+  };
+
+  bool HandleOne(const SubscribeResponseView& view);
+  void SubscriptionSettled(bool ok);
+  Subscription* Find(uint64_t key);
+
+  const StreamEnvironment* const env_;
+  const uint64_t index_;
+  const bool initial_;
+  const bool stalled_;
+  std::vector<Subscription> subscriptions_;
+  size_t unsettled_ = 0;
+  size_t failed_ = 0;
+  bool ready_ = false;
+};
+
 class LoadConnection;
 
 class LoadStream final
@@ -129,19 +171,13 @@ class LoadStream final
   void Start(grpc::GenericStub* stub);
   // Ends the call; it is then not counted as an error. Any thread.
   void Cancel();
-  size_t subscriptions() const { return subscriptions_.size(); }
+  size_t subscriptions() const { return book_.size(); }
   // A stalled stream reads again (without measuring), so that it learns
   // whether the server has closed it: gRPC reports the end of a call to a
   // client only once it has read what arrived before. Any thread.
   void Resume();
 
  private:
-  struct Subscription {
-    uint64_t key;
-    uint64_t last_version = 0;
-    bool snapshot = false;
-  };
-
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
@@ -150,17 +186,10 @@ class LoadStream final
 
   void WriteSubscribe(size_t i);
   void ReleaseHold();
-  // Returns whether to keep reading.
-  bool HandleResponse();
-  bool HandleOne(const SubscribeResponseView& view);
-  void SubscriptionSettled(bool ok);
-  Subscription* Find(uint64_t key);
 
   // Const after construction.
   const StreamEnvironment* const env_;
   LoadConnection* const owner_;
-  const uint64_t index_;
-  const bool initial_;
   const bool stalled_;
 
   grpc::ClientContext context_;
@@ -172,32 +201,44 @@ class LoadStream final
 
   // Owned by the one read in flight (its reactions run one at a time).
   grpc::ByteBuffer read_buffer_;
-  std::vector<Subscription> subscriptions_;
-  size_t unsettled_ = 0;
-  size_t failed_ = 0;
-  bool ready_ = false;
+  SubscriptionBook book_;
 
   // Owned by the one write in flight.
   grpc::ByteBuffer write_buffer_;
   size_t next_write_ = 0;
 };
 
-class LoadConnection {
+// One connection of the load: gRPC (LoadConnection) or WebSocket
+// (ws_load.h). Methods are called from one control thread.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual void Start() = 0;
+  virtual void Cancel() = 0;
+  virtual void ResumeStalled() = 0;
+  // Subscriptions over all its streams.
+  virtual uint64_t subscriptions() const = 0;
+  // Every stream has ended; the connection may be destroyed.
+  virtual bool Done() const = 0;
+};
+
+class LoadConnection final : public Connection {
  public:
   // Streams index*streams .. index*streams+streams-1 (global indices) on a
   // new channel to `target`; stream g stalls when stalled(g).
   LoadConnection(const StreamEnvironment* env, const std::string& target,
                  uint64_t index, uint64_t streams, bool initial,
                  const std::function<bool(uint64_t)>& stalled);
-  ~LoadConnection();
+  ~LoadConnection() override;
 
-  void Start();
-  void Cancel();
-  void ResumeStalled();
-  // Subscriptions over all its streams.
-  uint64_t subscriptions() const { return subscriptions_; }
+  void Start() override;
+  void Cancel() override;
+  void ResumeStalled() override;
+  uint64_t subscriptions() const override { return subscriptions_; }
   // Every stream has had OnDone.
-  bool Done() const { return live_.load(std::memory_order_acquire) == 0; }
+  bool Done() const override {
+    return live_.load(std::memory_order_acquire) == 0;
+  }
 
  private:
   friend class LoadStream;

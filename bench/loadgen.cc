@@ -52,6 +52,7 @@
 #include "bench/process_stats.h"
 #include "bench/stop_signal.h"
 #include "bench/version_table.h"
+#include "bench/ws_load.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -68,6 +69,13 @@ ABSL_FLAG(absl::Duration, resolve_delay, absl::ZeroDuration(),
 
 ABSL_FLAG(std::vector<std::string>, targets, {},
           "Replicas' public addresses; connection i goes to targets[i % n].");
+ABSL_FLAG(std::string, transport, "grpc",
+          "grpc: Subscribe streams to --targets (replicas' public ports); "
+          "websocket: one WebSocket per connection to --targets (gateways' "
+          "addresses, e.g. a replica's --gateway_address) in the binary "
+          "protocol, one stream each.");
+ABSL_FLAG(int, ws_threads, 1,
+          "Threads running the WebSocket connections (--transport=websocket).");
 ABSL_FLAG(int, connections, 0,
           "TCP connections (one channel each); 0 (and no notifying or "
           "--hold): serve the resolver until SIGINT/SIGTERM.");
@@ -160,6 +168,8 @@ struct Flags {
   absl::Duration warmup;
 
   std::vector<std::pair<std::string, int>> channel_args;
+  bool websocket = false;
+  int ws_threads = 1;
 
   uint64_t streams() const { return connections * streams_per_connection; }
   bool notifying() const { return notify_rate > 0 || burst > 0; }
@@ -211,6 +221,18 @@ absl::StatusOr<Flags> ReadFlags() {
   if (f.personal_group && f.streams() == 0) {
     return absl::InvalidArgumentError(
         "--key_pattern=personal_group needs --connections > 0");
+  }
+  const std::string transport = absl::GetFlag(FLAGS_transport);
+  if (transport != "grpc" && transport != "websocket") {
+    return absl::InvalidArgumentError("--transport must be grpc or websocket");
+  }
+  f.websocket = transport == "websocket";
+  f.ws_threads = absl::GetFlag(FLAGS_ws_threads);
+  if (f.websocket && (f.streams_per_connection != 1 || f.stalled_fraction > 0 ||
+                      f.ws_threads < 1)) {
+    return absl::InvalidArgumentError(
+        "--transport=websocket carries one stream per connection "
+        "(--streams_per_connection=1), none stalled, on --ws_threads >= 1");
   }
   if (f.connections > 0 && f.targets.empty()) {
     return absl::InvalidArgumentError("--connections > 0 needs --targets");
@@ -391,8 +413,10 @@ class LoadGenerator {
   }
 
   absl::Status WaitForTargets() {
-    std::vector<std::string> all =
-        f_.connections > 0 ? f_.targets : std::vector<std::string>{};
+    // A gateway speaks no gRPC: its connections report their own failures.
+    std::vector<std::string> all = f_.connections > 0 && !f_.websocket
+                                       ? f_.targets
+                                       : std::vector<std::string>{};
     if (f_.notifying()) {
       all.insert(all.end(), f_.notify_targets.begin(), f_.notify_targets.end());
     }
@@ -422,7 +446,15 @@ class LoadGenerator {
     return absl::OkStatus();
   }
 
-  std::unique_ptr<LoadConnection> NewConnection(uint64_t c, bool initial) {
+  std::unique_ptr<Connection> NewConnection(uint64_t c, bool initial) {
+    if (f_.websocket) {
+      if (ws_threads_ == nullptr) {
+        ws_threads_ = std::make_unique<WsClientThreads>(f_.ws_threads);
+      }
+      return std::make_unique<WsLoadConnection>(
+          &env_, ws_threads_.get(), f_.targets[c % f_.targets.size()], c,
+          initial);
+    }
     return std::make_unique<LoadConnection>(
         &env_, f_.targets[c % f_.targets.size()], c, f_.streams_per_connection,
         initial, stalled_);
@@ -499,7 +531,7 @@ class LoadGenerator {
   void Churn() {
     absl::BitGen rng;
     double due = 0;
-    std::vector<std::unique_ptr<LoadConnection>> retiring;
+    std::vector<std::unique_ptr<Connection>> retiring;
     const uint64_t n = connections_.size();
     while (!churn_stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       due += f_.churn_per_minute / 60 * static_cast<double>(n);
@@ -643,8 +675,10 @@ class LoadGenerator {
   std::unique_ptr<grpc::Server> resolver_server_;
   std::vector<std::shared_ptr<grpc::Channel>> probes_;
   std::unique_ptr<NotifyDriver> driver_;
+  // Declared before the connections, which it outlives.
+  std::unique_ptr<WsClientThreads> ws_threads_;
   // Owned by the main thread, and by the churn thread while it runs.
-  std::vector<std::unique_ptr<LoadConnection>> connections_;
+  std::vector<std::unique_ptr<Connection>> connections_;
   std::thread churn_thread_;
   absl::Notification churn_stop_;
   std::atomic<int64_t> reconnects_{0};

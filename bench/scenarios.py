@@ -85,6 +85,10 @@ FULL = {
     "mode_keys": 20,
     "mode_rate": 50,
     "mode_duration": 5.0,
+    "ws_idle_connections": [1000, 10000, 19000],
+    "ws_idle_keys": 10,
+    "ws_fanout_subscribers": [1000, 10000],
+    "ws_floor_rates": {1000: 100, 10000: 10},
 }
 
 SMOKE = dict(FULL, **{
@@ -140,6 +144,10 @@ SMOKE = dict(FULL, **{
     "mode_keys": 5,
     "mode_rate": 20,
     "mode_duration": 1.0,
+    "ws_idle_connections": [20],
+    "ws_idle_keys": 3,
+    "ws_fanout_subscribers": [10],
+    "ws_floor_rates": {10: 50},
 })
 
 # The fan-out scenario's replicas; the raw gRPC fan-out runs as many servers.
@@ -152,6 +160,10 @@ MANYKEYS_P99_MS = 10.0
 IDLE_OWN_CONNECTION_BYTES = 15 * KB
 IDLE_SHARED_BYTES = 2 * KB
 IDLE_EXTRA_SUBSCRIPTION_BYTES = 200
+# Issue 17's targets for WebSocket connections on the replica.
+WS_IDLE_BYTES = 6 * KB
+WS_EXTRA_SUBSCRIPTION_BYTES = 300
+WS_CPU_VS_FLOOR = 1.5
 CROSS_P50_MS = 1.0
 CROSS_P99_MS = 5.0
 BURST_CALLS_PER_REPLICA = 2.0
@@ -168,7 +180,7 @@ FANOUT_API_NAME = {"callback": "callback API",
                    "cq": "completion queues"}
 
 ORDER = ["idle", "fanout", "manykeys", "crossreplica", "coalescing",
-         "resolvemode"]
+         "resolvemode", "websocket"]
 
 
 class Context:
@@ -1223,6 +1235,155 @@ def resolvemode(ctx):
             "rows": rows, "notes": notes}
 
 
+# 7. Browsers on the replica: WebSocket connections (the hosted gateway's
+# in-replica transport) beside gRPC streams, and the write floor.
+
+def write_floor(ctx, connections, rate):
+    """bench/floor/tcp_write_floor: one write per connection per change on
+    loopback TCP, the writer's CPU per write (the floor of a transport that
+    writes one frame per delivery)."""
+    bench, size = ctx.bench, ctx.size
+    child = bench.children.start("tcp_write_floor", [
+        bench.write_floor_bin, f"--connections={connections}",
+        f"--rate={rate:g}", f"--warmup={size['step_warmup']:g}s",
+        f"--duration={size['step_duration']:g}s"], capture_stdout=True)
+    return bench.finish_loadgen(
+        child, 60 + size["step_warmup"] + size["step_duration"]
+        + connections / 150)
+
+
+def websocket(ctx):
+    bench, size = ctx.bench, ctx.size
+    hold, settle = size["idle_hold"], size["idle_settle"]
+    keys = size["ws_idle_keys"]
+    idle_runs, rows = [], []
+
+    def idle_point(transport, n, k):
+        run = bench.idle_run([
+            f"--connections={n}", "--streams_per_connection=1",
+            # The same n keys with k subscriptions per connection: the
+            # extra ones cost subscriptions, not new keys.
+            f"--keys_per_stream={k}", f"--key_space={n}",
+        ], hold=hold, settle=settle, transport=transport)
+        rep, res = run["replicas"][0], run["result"]
+        f = {"transport": transport, "connections": n, "keys": k,
+             "streams": res.get("streams"),
+             "subscriptions": res.get("subscriptions"),
+             "rss_delta": rep["rss_hold"] - rep["rss_base"],
+             "idle_cpu_percent": 100.0 * rep["cpu_hold_seconds"]
+                                 / max(rep["hold_seconds"], 1e-9),
+             "subscribe_errors": res.get("subscribe_errors", 0)}
+        f["rss_per_connection"] = f["rss_delta"] / n
+        if f["streams"] != n:
+            raise BenchError(f"websocket idle: {f['streams']} of {n} "
+                             f"{transport} connections ready")
+        log(f"  idle {transport}, {n:,} connections x {k} keys: "
+            f"{fmt_bytes(f['rss_per_connection'])} per connection")
+        idle_runs.append(f)
+        return f
+
+    idle_summary = []
+    for n in size["ws_idle_connections"]:
+        ws1 = idle_point("websocket", n, 1)
+        wsk = idle_point("websocket", n, keys)
+        grpc1 = idle_point("grpc", n, 1)
+        extra = (wsk["rss_delta"] - ws1["rss_delta"]) / max(
+            (wsk["subscriptions"] or n * keys) - (ws1["subscriptions"] or n), 1)
+        largest = n == size["ws_idle_connections"][-1]
+        idle_summary.append({
+            "connections": n,
+            "websocket_bytes_per_connection": ws1["rss_per_connection"],
+            "websocket_extra_subscription_bytes": extra,
+            "grpc_bytes_per_stream": grpc1["rss_per_connection"]})
+        rows.append(row(
+            f"websocket idle, {n:,} connections, one subscription each: "
+            "replica RSS per connection (gRPC streams, own connection each, "
+            "same run)",
+            f"{fmt_bytes(ws1['rss_per_connection'])} "
+            f"(gRPC {fmt_bytes(grpc1['rss_per_connection'])})",
+            ratio=f"{ws1['rss_per_connection'] / grpc1['rss_per_connection']:.2f}x gRPC's"
+            if grpc1["rss_per_connection"] > 0 else "",
+            target=f"<= {WS_IDLE_BYTES // KB} KB" if largest else "",
+            met=ws1["rss_per_connection"] <= WS_IDLE_BYTES if largest else None))
+        rows.append(row(
+            f"websocket idle, {n:,} connections x {keys} subscriptions: RSS "
+            "per connection; per extra subscription",
+            f"{fmt_bytes(wsk['rss_per_connection'])}; {fmt_bytes(extra)}",
+            target=f"<= {WS_EXTRA_SUBSCRIPTION_BYTES} B" if largest else "",
+            met=extra <= WS_EXTRA_SUBSCRIPTION_BYTES if largest else None))
+
+    fanout_summary = []
+    for subs in size["ws_fanout_subscribers"]:
+        by_transport = {}
+        for transport in ("websocket", "grpc"):
+            def step(rate, transport=transport):
+                run = bench.load_run([
+                    f"--connections={subs}", "--keys_per_stream=1",
+                    "--key_space=1", "--notify_key=0",
+                ] + loadgen_rate_args(rate, 1), replicas=1,
+                    transport=transport, warmup=size["step_warmup"],
+                    duration=size["step_duration"])
+                return step_figures(run, rate, 1, subs, FANOUT_P99_MS)
+            log(f"  fan-out, {subs:,} {transport} subscribers, one replica")
+            steps, best = rising_rate(
+                step, size["fanout_start_deliveries"] / subs, size)
+            by_transport[transport] = {"steps": steps, "best": best}
+        floor_rate = size["ws_floor_rates"].get(subs, 10)
+        floor = write_floor(ctx, subs, floor_rate)
+        floor_cpu = floor.get("writer_cpu_us_per_write")
+        entry = {"subscribers": subs, "write_floor": floor}
+        for transport, got in by_transport.items():
+            best = got["best"]
+            entry[transport] = {
+                "best_deliveries_per_second":
+                    best["deliveries_per_second"] if best else None,
+                "best_rate": best["rate"] if best else None,
+                "p50_ms": best["latency_ms"]["p50"] if best else None,
+                "p99_ms": best["latency_ms"]["p99"] if best else None,
+                "cpu_us_per_delivery":
+                    best["server_cpu_us_per_delivery"] if best else None,
+                "steps": got["steps"]}
+        fanout_summary.append(entry)
+        for transport in ("websocket", "grpc"):
+            e = entry[transport]
+            cpu = e["cpu_us_per_delivery"]
+            is_ws = transport == "websocket"
+            rows.append(row(
+                f"{transport} fan-out, {subs:,} subscribers of one key on one "
+                f"replica: deliveries/s with p99 <= {FANOUT_P99_MS:g} ms "
+                "(Notify rate, p50/p99); server CPU per delivery",
+                (f"{fmt_rate(e['best_deliveries_per_second'])}/s "
+                 f"({e['best_rate']:g}/s, p50 {fmt_ms(e['p50_ms'])}, p99 "
+                 f"{fmt_ms(e['p99_ms'])}); "
+                 + (f"{cpu:.2f} us" if cpu is not None else "-"))
+                if e["best_rate"] is not None else "no rate met it",
+                ratio=(f"{cpu / floor_cpu:.2f}x the write floor "
+                       f"({floor_cpu:.2f} us per write at {subs:,} "
+                       f"connections, {floor_rate:g} changes/s)"
+                       if cpu and floor_cpu else ""),
+                target=f"<= {WS_CPU_VS_FLOOR:g}x the write floor"
+                       if is_ws else "",
+                met=(cpu / floor_cpu <= WS_CPU_VS_FLOOR
+                     if cpu and floor_cpu else False) if is_ws else None))
+    return {
+        "summary": {"idle": idle_summary, "fanout": fanout_summary},
+        "runs": idle_runs, "rows": rows, "notes": [
+            "One replica (nats bus) hosting the browser gateway "
+            "(--gateway_address); the loadgen's WebSocket client "
+            "(bench/ws_load, Boost.Beast, --transport=websocket) opens one "
+            "WebSocket per subscriber in the binary protocol "
+            "(entitysync.v1.proto) and measures exactly as its gRPC streams "
+            "do; the gRPC rows are the same loadgen with one Subscribe stream "
+            "per connection to the same replica, in the same run. RSS per "
+            "connection = (RSS with the connections open - RSS with nothing "
+            "connected) / connections.",
+            "The write floor (bench/floor/tcp_write_floor) writes one "
+            "100-byte message per change to each of N loopback TCP "
+            "connections (TCP_NODELAY) while another process reads them: the "
+            "writer's CPU per write, which includes the loopback receive "
+            "work the kernel charges to the sender."]}
+
+
 SCENARIOS = {
     "idle": idle,
     "fanout": fanout,
@@ -1230,4 +1391,5 @@ SCENARIOS = {
     "crossreplica": crossreplica,
     "coalescing": coalescing,
     "resolvemode": resolvemode,
+    "websocket": websocket,
 }

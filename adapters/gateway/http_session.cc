@@ -199,7 +199,7 @@ void HttpSession::Upgrade(HttpRequest request) {
     return;
   }
   auto session = std::make_shared<WsSession>(std::move(stream_), state_, mode,
-                                             std::move(subprotocol));
+                                             subprotocol);
   // Lost a race for the last place (or the gateway is stopping): dropping
   // the session closes the socket.
   if (!state_->connections.TryAdd(session)) return;

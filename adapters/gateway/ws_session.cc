@@ -35,12 +35,33 @@ websocket::close_reason Reason(uint16_t code, absl::string_view text) {
 
 }  // namespace
 
+namespace {
+
+// The subprotocol to echo, as one of the constants (a connection keeps no
+// string of its own for it).
+absl::string_view EchoedSubprotocol(WsMode mode, absl::string_view chosen) {
+  if (chosen.empty()) return {};
+  switch (mode) {
+    case WsMode::kEnveloped:
+      return kEnvelopedSubprotocol;
+    case WsMode::kBinary:
+      return kBinarySubprotocol;
+    case WsMode::kLegacy:
+      break;
+  }
+  return kLegacySubprotocol;
+}
+
+}  // namespace
+
 WsSession::WsSession(beast::tcp_stream&& stream, GatewayState* state,
-                     WsMode mode, std::string subprotocol)
-    : ws_(std::move(stream)),
+                     WsMode mode, const std::string& subprotocol)
+    // The HTTP stream's timers are not needed any more: the WebSocket has
+    // its own timeouts, and the socket alone costs less per connection.
+    : ws_(stream.release_socket()),
       state_(state),
       mode_(mode),
-      subprotocol_(std::move(subprotocol)),
+      subprotocol_(EchoedSubprotocol(mode, subprotocol)),
       write_timer_(ws_.get_executor()),
       goaway_timer_(ws_.get_executor()) {}
 
@@ -50,7 +71,6 @@ WsSession::~WsSession() {
 
 void WsSession::Run(HttpRequest request) {
   authorization_ = std::string(request[http::field::authorization]);
-  beast::get_lowest_layer(ws_).expires_never();
   websocket::stream_base::timeout timeout;
   timeout.handshake_timeout = std::chrono::seconds(10);
   timeout.idle_timeout = ToChrono(state_->options.idle_timeout);
@@ -59,12 +79,14 @@ void WsSession::Run(HttpRequest request) {
   // The limit is applied in OnRead, which can close with a reason; Beast's
   // own limit would fail the connection with a bare 1009.
   ws_.read_message_max(0);
-  std::string subprotocol = subprotocol_;
+  const absl::string_view subprotocol = subprotocol_;
   ws_.set_option(websocket::stream_base::decorator(
       [subprotocol](websocket::response_type& response) {
         response.set(http::field::server, "entitysync-gateway");
         if (!subprotocol.empty()) {
-          response.set(http::field::sec_websocket_protocol, subprotocol);
+          response.set(
+              http::field::sec_websocket_protocol,
+              beast::string_view(subprotocol.data(), subprotocol.size()));
         }
       }));
   ws_.async_accept(request, beast::bind_front_handler(&WsSession::OnAccept,
@@ -132,6 +154,8 @@ void WsSession::StartUpstream() {
   };
   upstream_ =
       state_->links(authorization_, ws_.get_executor(), std::move(events));
+  // Sent with the stream's opening; an idle connection keeps no copy.
+  std::string().swap(authorization_);
 }
 
 void WsSession::DoRead() {
@@ -410,7 +434,7 @@ void WsSession::ArmWriteTimer() {
         if (e || generation != self->write_generation_ || !self->writing_) {
           return;
         }
-        beast::get_lowest_layer(self->ws_).close();
+        self->CloseSocket();
       });
 }
 
@@ -463,16 +487,20 @@ void WsSession::Finish() {
   goaway_timer_.cancel();
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
   beast::error_code ignored;
-  beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both,
-                                                 ignored);
-  beast::get_lowest_layer(ws_).close();
+  beast::get_lowest_layer(ws_).shutdown(tcp::socket::shutdown_both, ignored);
+  CloseSocket();
   state_->connections.Remove(this);
 }
 
 void WsSession::Abort() {
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
   upstream_.reset();
-  beast::get_lowest_layer(ws_).close();
+  CloseSocket();
+}
+
+void WsSession::CloseSocket() {
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).close(ignored);
 }
 
 }  // namespace gateway

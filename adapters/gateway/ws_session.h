@@ -40,7 +40,7 @@ class WsSession : public GatewayConnection,
                   public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(beast::tcp_stream&& stream, GatewayState* state, WsMode mode,
-            std::string subprotocol);
+            const std::string& subprotocol);
   ~WsSession() override;
 
   // Completes the upgrade of `request` and starts the upstream stream with
@@ -85,11 +85,12 @@ class WsSession : public GatewayConnection,
   void DoClose();
   // The socket is finished: cancel upstream, leave the registry.
   void Finish();
+  void CloseSocket();
 
-  websocket::stream<CoalescingStream<beast::tcp_stream>> ws_;
+  websocket::stream<CoalescingStream<tcp::socket>> ws_;
   GatewayState* const state_;
   const WsMode mode_;
-  const std::string subprotocol_;
+  const absl::string_view subprotocol_;  // one of ws_codec's constants
   net::steady_timer write_timer_;
   net::steady_timer goaway_timer_;
 

@@ -17,7 +17,7 @@ import shutil
 import sys
 
 SCENARIOS = ["idle", "fanout", "manykeys", "crossreplica", "coalescing",
-             "resolvemode"]
+             "resolvemode", "websocket"]
 PLOTS = ["fanout", "manykeys", "crossreplica", "memory", "resolvemode"]
 
 failures = []
@@ -189,6 +189,25 @@ def main(out_dir):
     once = (rm.get("points") or {}).get("cluster_once") or []
     check(once or "cluster_once" in (rm.get("unavailable") or {}),
           "resolvemode cluster_once neither measured nor marked unavailable")
+
+    ws = sc["websocket"]["summary"]
+    for p in ws.get("idle") or [None]:
+        check(p and number(p.get("websocket_bytes_per_connection"))
+              and p["websocket_bytes_per_connection"] > 0
+              and number(p.get("grpc_bytes_per_stream")),
+              f"websocket idle point missing or empty: {p}")
+    for e in ws.get("fanout") or [None]:
+        if not check(e, "websocket fan-out missing"):
+            continue
+        for transport in ("websocket", "grpc"):
+            for i, st in enumerate((e.get(transport) or {}).get("steps")
+                                   or [None]):
+                if check(st, f"websocket fan-out {transport}: no steps"):
+                    check_step(f"websocket fan-out {transport} step {i}", st)
+        floor = e.get("write_floor") or {}
+        check(number(floor.get("writer_cpu_us_per_write"))
+              and floor["writer_cpu_us_per_write"] > 0,
+              f"write floor missing: {floor}")
 
     if shutil.which("gnuplot") or os.path.exists("/usr/bin/gnuplot"):
         for name in PLOTS:
