@@ -1,9 +1,15 @@
 #include "adapters/gateway/gateway_state.h"
 
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 
 namespace entitysync {
 namespace gateway {
+
+absl::Duration GatewayOptions::SpreadConnectionAge() const {
+  absl::BitGen random;
+  return max_connection_age * absl::Uniform(random, 0.9, 1.1);
+}
 
 bool ConnectionRegistry::TryAdd(
     const std::shared_ptr<GatewayConnection>& connection) {

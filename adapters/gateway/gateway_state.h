@@ -54,9 +54,14 @@ struct GatewayOptions {
   // A browser that does not take a frame for this long is cut off.
   absl::Duration write_timeout = absl::Seconds(30);
   // A WebSocket older than this (+-10%) is closed with 1012 after its
-  // pending frames, and the browser reconnects (maybe to another replica);
+  // pending frames, a grpc-web Watch ends with UNAVAILABLE, and the browser
+  // reconnects (maybe to another replica);
   // 0: never. A replica hosting the gateway sets its --max_connection_age.
   absl::Duration max_connection_age = absl::ZeroDuration();
+  // The age after which one connection is ended: max_connection_age spread
+  // by +-10%, as gRPC does for its own connections, so that browsers that
+  // connected together (after a deploy) do not all come back at once.
+  absl::Duration SpreadConnectionAge() const;
   // Threads running connections.
   int threads = 2;
   // Upstream streams per channel (HTTP/2 connection); stay below the

@@ -22,7 +22,8 @@ GrpcWebCall::GrpcWebCall(beast::tcp_stream&& stream, GatewayState* state,
       state_(state),
       format_(format),
       origin_(std::move(origin)),
-      write_timer_(stream_.get_executor()) {}
+      write_timer_(stream_.get_executor()),
+      age_timer_(stream_.get_executor()) {}
 
 void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
   stream_.expires_never();
@@ -56,6 +57,18 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
   };
   upstream_ =
       state_->links(authorization, stream_.get_executor(), std::move(events));
+  if (state_->options.max_connection_age > absl::ZeroDuration()) {
+    // As a WebSocket is closed with 1012: the browser calls again, maybe on
+    // another replica.
+    age_timer_.expires_after(
+        absl::ToChronoNanoseconds(state_->options.SpreadConnectionAge()));
+    age_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+      if (e) return;
+      self->End(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       "the Watch is older than its maximum age; call again"));
+    });
+  }
   // The secret goes in-stream: it may hold any UTF-8, which metadata cannot.
   if (!request.secret().empty()) {
     v1::SubscribeRequest authenticate;
@@ -218,6 +231,7 @@ void GrpcWebCall::Finish() {
   finished_ = true;
   ended_ = true;
   write_timer_.cancel();
+  age_timer_.cancel();
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -60,6 +60,8 @@ class GrpcWebCall : public GatewayConnection,
   const GrpcWebFormat format_;
   const std::string origin_;
   net::steady_timer write_timer_;
+  // Ends the call once it is older than the options' max_connection_age.
+  net::steady_timer age_timer_;
 
   // Strand only.
   http::response<http::empty_body> response_;

@@ -117,12 +117,8 @@ void WsSession::OnAccept(beast::error_code error) {
 }
 
 void WsSession::ArmAgeTimer() {
-  const absl::Duration age = state_->options.max_connection_age;
-  if (age <= absl::ZeroDuration()) return;
-  // Spread by +-10%, as gRPC does for its own connections, so browsers that
-  // connected together (after a deploy) do not all come back at once.
-  absl::BitGen random;
-  const absl::Duration after = age * absl::Uniform(random, 0.9, 1.1);
+  if (state_->options.max_connection_age <= absl::ZeroDuration()) return;
+  const absl::Duration after = state_->options.SpreadConnectionAge();
   // The goaway timer: a goaway re-arms it, and then that delay holds.
   goaway_timer_.expires_after(ToChrono(after));
   goaway_timer_.async_wait([self = shared_from_this()](beast::error_code e) {

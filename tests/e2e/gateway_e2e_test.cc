@@ -83,6 +83,7 @@ class WsClient {
   }
 
   int close_code() const { return ws_.reason().code; }
+  int native_handle() { return ws_.next_layer().native_handle(); }
   beast::error_code error() const { return error_; }
 
  private:
@@ -139,6 +140,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
     options.public_address = "127.0.0.1:0";
     options.internal_address = "127.0.0.1:0";
     options.goaway_reconnect_within = absl::Milliseconds(200);
+    options.limits.write_stall_timeout = write_stall_timeout_;
     server_ = StartServer(std::move(options));
     ASSERT_NE(server_, nullptr);
     gateway::GatewayOptions gateway_options;
@@ -171,6 +173,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
   }
 
   absl::Duration max_connection_age_ = absl::ZeroDuration();
+  absl::Duration write_stall_timeout_ = absl::Seconds(10);
   ItemsBackend backend_;
   EchoBackend echo_;
   std::unique_ptr<grpc::Server> echo_server_;
@@ -329,6 +332,35 @@ TEST_P(GatewayTest, ConnectionsOlderThanTheMaximumAgeCloseWithServiceRestart) {
   EXPECT_EQ(client.close_code(), 1012);
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   EXPECT_TRUE(WaitFor([&] { return gateway_->connections() == 0; }));
+}
+
+// A browser that stops reading is a slow consumer like a gRPC client: once
+// its socket is full the session's write stalls, and after
+// --write_stall_timeout the service ends the stream and drops its
+// subscriptions (hosted: the link cancels the write the connection holds).
+TEST_P(GatewayTest, ABrowserThatStopsReadingIsCutOffAfterTheWriteStall) {
+  write_stall_timeout_ = absl::Milliseconds(300);
+  Start(GetParam());
+  WsClient client(gateway_->port(), "entitysync.v1.json");
+  // A small receive window, so that the server's socket fills sooner.
+  int bytes = 4096;
+  setsockopt(client.native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes,
+             sizeof(bytes));
+  client.Send(Subscribe("100", 1));
+  ASSERT_TRUE(client.ReadUpdate("100", 0).has_value());
+  ASSERT_EQ(server_->hub().subscription_count(), 1u);
+  // Then it reads nothing more, while 256 KB updates keep coming.
+  const std::string big(256 << 10, 'x');
+  bool dropped = false;
+  for (int i = 0; i < 80 && !dropped; ++i) {
+    Change("100", absl::StrCat(i, big));
+    dropped = WaitFor([&] { return server_->hub().subscription_count() == 0; },
+                      absl::Milliseconds(50));
+  }
+  if (!dropped) {
+    dropped = WaitFor([&] { return server_->hub().subscription_count() == 0; });
+  }
+  EXPECT_TRUE(dropped) << "the stalled browser still holds its subscription";
 }
 
 TEST_P(GatewayTest, ServiceDownClosesWithTryAgainLater) {

@@ -13,7 +13,8 @@ import { createGrpcWebTransport } from '@connectrpc/connect-web';
 import XMLHttpRequest from 'xhr2';
 
 import {
-  Inbox, SEEDED, Stack, decodeSubscribeResponse, descriptorSetBytes, httpRequest, protos, skipWithoutGateway,
+  HOSTED, Inbox, SEEDED, Stack, decodeSubscribeResponse, descriptorSetBytes, httpRequest, protos,
+  skipWithoutGateway, waitFor,
 } from './harness.mjs';
 
 const ALLOWED_ORIGIN = 'http://app.example';
@@ -246,5 +247,31 @@ describe('grpc-web Watch', { skip: skipWithoutGateway, timeout: 60000 }, () => {
     const expose = (headers.get('access-control-expose-headers') ?? '').toLowerCase();
     assert.ok(expose === '*' || (expose.includes('grpc-status') && expose.includes('grpc-message')),
       `access-control-expose-headers is "${expose}"`);
+  });
+});
+
+describe('grpc-web Watch older than the maximum connection age', { skip: skipWithoutGateway, timeout: 30000 }, () => {
+  let stack;
+
+  before(async () => {
+    // Hosted: the replica's own --max_connection_age; standalone: the gateway's.
+    stack = await Stack.start(HOSTED
+      ? { server: ['--max_connection_age=500ms', '--max_connection_age_grace=1s'] }
+      : { gateway: { max_connection_age: '500ms' } });
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test('ends with UNAVAILABLE naming the age, so the browser calls again (maybe elsewhere)', async () => {
+    const call = watchConnect(stack.httpUrl, { keys: [{ key: key('100') }] });
+    await call.take(isUpdate('100'), { what: 'snapshot' });
+    const started = Date.now();
+    await waitFor(() => call.error || call.ended, { timeout: 3000, what: 'the Watch to end' });
+    assert.ok(call.error, 'the Watch ends with an error status, not OK');
+    assert.equal(call.error.code, 14, `UNAVAILABLE; got ${call.error.message}`);
+    assert.match(call.error.message, /maximum age/);
+    assert.ok(Date.now() - started < 3000);
   });
 });
