@@ -21,7 +21,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/server.h"
-#include "server/transport/websocket/local_link.h"
+#include "server/transport/websocket/hosted_gateway.h"
 
 ABSL_FLAG(std::string, public_address, "127.0.0.1:7070",
           "Public gRPC address (EntitySync.Subscribe only).");
@@ -176,17 +176,7 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
   options.threads = absl::GetFlag(FLAGS_gateway_threads);
   // Browsers move between replicas as gRPC clients do.
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
-  // In-process channels have no per-connection stream cap.
-  options.streams_per_channel = 1 << 30;
-  const int max_message_bytes = options.max_upstream_message_bytes;
-  // Browsers' streams go straight to the session core; the channels carry
-  // only the gateway's Await calls.
-  return entitysync::gateway::Gateway::Start(
-      std::move(options),
-      [server, max_message_bytes] {
-        return server->PublicInProcessChannel(max_message_bytes);
-      },
-      entitysync::LocalLink::Factory(&server->session_deps()));
+  return entitysync::StartHostedGateway(server, std::move(options));
 }
 
 int Run() {

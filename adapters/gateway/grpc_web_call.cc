@@ -51,6 +51,10 @@ void GrpcWebCall::Run(v1::WatchRequest request, std::string authorization) {
                 self->OnUpstreamMessages(std::move(messages));
               });
   };
+  events.on_write_cancelled = [self] {
+    // Nothing more can reach a browser that stopped reading.
+    net::post(self->stream_.get_executor(), [self] { self->Finish(); });
+  };
   events.on_done = [self](const grpc::Status& status) {
     net::post(self->stream_.get_executor(),
               [self, status] { self->OnUpstreamDone(status); });

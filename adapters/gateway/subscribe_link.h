@@ -36,6 +36,12 @@ class SubscribeLink {
     std::function<void(LinkMessages)> on_message;
     // A queued write went out; the count still queued. May be empty.
     std::function<void(size_t queued)> on_write_done;
+    // The stream has given up on the messages the connection still holds
+    // (its browser stopped reading: the write stalled past
+    // --write_stall_timeout): drop the connection now, as a gRPC stream's
+    // cancelled write resets it, rather than wait to flush them. on_done
+    // follows. May be empty.
+    std::function<void()> on_write_cancelled;
     // Exactly once, last.
     std::function<void(const grpc::Status&)> on_done;
   };

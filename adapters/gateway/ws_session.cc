@@ -144,6 +144,10 @@ void WsSession::StartUpstream() {
     net::post(self->ws_.get_executor(),
               [self, queued] { self->OnUpstreamWriteDone(queued); });
   };
+  events.on_write_cancelled = [self] {
+    // Nothing more can reach a browser that stopped reading.
+    net::post(self->ws_.get_executor(), [self] { self->Finish(); });
+  };
   events.on_done = [self](const grpc::Status& status) {
     net::post(self->ws_.get_executor(),
               [self, status] { self->OnUpstreamDone(status); });

@@ -15,87 +15,16 @@
 #include "adapters/gateway/gateway.h"
 #include "grpcpp/server_builder.h"
 #include "nlohmann/json.hpp"
-#include "server/transport/websocket/local_link.h"
+#include "server/transport/websocket/hosted_gateway.h"
 #include "tests/e2e/e2e_harness.h"
+#include "tests/e2e/ws_client.h"
 
 namespace entitysync::testing {
 namespace {
 
 namespace beast = gateway::beast;
-namespace net = gateway::net;
 namespace websocket = gateway::websocket;
-using tcp = gateway::tcp;
 using Json = nlohmann::json;
-
-// A blocking WebSocket client; reads give up after `timeout`.
-class WsClient {
- public:
-  WsClient(int port, const std::string& subprotocol,
-           absl::Duration timeout = absl::Seconds(10),
-           const std::string& authorization = "")
-      : ws_(io_) {
-    ws_.next_layer().connect(
-        tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)), 0};
-    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv,
-               sizeof(tv));
-    ws_.set_option(websocket::stream_base::decorator(
-        [subprotocol, authorization](websocket::request_type& request) {
-          if (!authorization.empty()) {
-            request.set(beast::http::field::authorization, authorization);
-          }
-          if (!subprotocol.empty()) {
-            request.set(beast::http::field::sec_websocket_protocol,
-                        subprotocol);
-          }
-        }));
-    ws_.handshake(absl::StrCat("127.0.0.1:", port), "/ws/entity-sync/");
-  }
-
-  void Send(const std::string& text) {
-    ws_.text(true);
-    ws_.write(net::buffer(text));
-  }
-
-  // The next message, or nullopt when the connection closed (close_code()
-  // tells how) or nothing came in time.
-  std::optional<std::string> Read() {
-    beast::flat_buffer buffer;
-    beast::error_code error;
-    ws_.read(buffer, error);
-    if (error) {
-      error_ = error;
-      return std::nullopt;
-    }
-    return beast::buffers_to_string(buffer.data());
-  }
-
-  // Reads until an update for `id` with a version of at least `version`.
-  std::optional<Json> ReadUpdate(const std::string& id, uint64_t version) {
-    while (std::optional<std::string> text = Read()) {
-      Json message = Json::parse(*text, nullptr, false);
-      if (message.value("type", "") == "update" && message["key"]["id"] == id &&
-          message["version"].get<uint64_t>() >= version) {
-        return message;
-      }
-    }
-    return std::nullopt;
-  }
-
-  int close_code() const { return ws_.reason().code; }
-  int native_handle() { return ws_.next_layer().native_handle(); }
-  beast::error_code error() const { return error_; }
-
- private:
-  net::io_context io_;
-  websocket::stream<tcp::socket> ws_;
-  beast::error_code error_;
-};
-
-std::string Subscribe(const std::string& id, int request_id) {
-  return absl::StrCat(R"({"action":"subscribe","request_id":)", request_id,
-                      R"(,"body":{"entity":"items","id":")", id, R"("}})");
-}
 
 // Echoes pass-through messages with the caller's credentials.
 class EchoBackend : public v1::PassthroughBackend::CallbackService {
@@ -148,14 +77,8 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
     gateway_options.upstream =
         absl::StrCat("127.0.0.1:", server_->public_port());
     gateway_options.max_connection_age = max_connection_age_;
-    gateway::UpstreamPool::ChannelFactory channels;
-    gateway::SubscribeLinkFactory links;
-    if (hosted) {
-      EntitySyncServer* server = server_.get();
-      channels = [server] { return server->PublicInProcessChannel(1 << 20); };
-      links = LocalLink::Factory(&server->session_deps());
-    }
-    auto started = gateway::Gateway::Start(gateway_options, channels, links);
+    auto started = hosted ? StartHostedGateway(server_.get(), gateway_options)
+                          : gateway::Gateway::Start(gateway_options);
     ASSERT_TRUE(started.ok()) << started.status();
     gateway_ = *std::move(started);
   }

@@ -155,7 +155,9 @@ void LocalLink::CancelWrite() {
   // Called from inside the session's Pump: fail the write from a task of
   // its own, as a gRPC stream's cancelled write completes later.
   net::post(executor_, [self = shared_from_this()] {
-    if (self->write_in_flight_ && !self->ended_) self->EndWrite(/*ok=*/false);
+    if (!self->write_in_flight_ || self->ended_) return;
+    if (self->events_.on_write_cancelled) self->events_.on_write_cancelled();
+    self->EndWrite(/*ok=*/false);
   });
 }
 
