@@ -12,7 +12,10 @@
 //
 // Threading: Write, ReadNext and Cancel are called on the connection's
 // executor. Events may run on any thread (gRPC's, or the connection's own);
-// the connection posts them to its executor and must not block in them.
+// the connection posts them to its executor and must not block in them. A
+// connection may handle on_message inline when it arrives on its executor,
+// but must not call the link back from inside it (ReadNext from a task of
+// its own: the link may be in the middle of its own write).
 #ifndef ENTITYSYNC_ADAPTERS_GATEWAY_SUBSCRIBE_LINK_H_
 #define ENTITYSYNC_ADAPTERS_GATEWAY_SUBSCRIBE_LINK_H_
 

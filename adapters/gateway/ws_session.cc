@@ -135,6 +135,12 @@ void WsSession::StartUpstream() {
   std::shared_ptr<WsSession> self = shared_from_this();
   SubscribeLink::Events events;
   events.on_message = [self](LinkMessages messages) {
+    // A link in the replica delivers on this strand: the frames go out from
+    // the same task, with no hand-off per browser.
+    if (self->OnStrand()) {
+      self->OnUpstreamMessages(std::move(messages));
+      return;
+    }
     net::post(self->ws_.get_executor(),
               [self, messages = std::move(messages)]() mutable {
                 self->OnUpstreamMessages(std::move(messages));
@@ -330,11 +336,15 @@ void WsSession::OnUpstreamMessages(LinkMessages messages) {
   // All their frames are queued before the first is written, so they leave
   // together.
   if (out_head_ < out_.size() && !writing_) DoWrite();
-  if (out_head_ == out_.size() && !writing_) {
-    upstream_->ReadNext();
-  } else {
+  if (out_head_ < out_.size() || writing_) {
     upstream_waiting_ = true;
+    return;
   }
+  // Nothing to write (a goaway, say). The link may be the caller (its
+  // events run on this strand): ask from a task of its own.
+  net::post(ws_.get_executor(), [self = shared_from_this()] {
+    if (self->upstream_ != nullptr) self->upstream_->ReadNext();
+  });
 }
 
 bool WsSession::HandleUpstream(const LinkMessage& message) {
@@ -425,21 +435,33 @@ void WsSession::DoWrite() {
 }
 
 void WsSession::ArmWriteTimer() {
-  const uint64_t generation = ++write_generation_;
-  write_timer_.expires_after(ToChrono(state_->options.write_timeout));
-  write_timer_.async_wait(
-      [self = shared_from_this(), generation](beast::error_code e) {
-        // A browser that takes no frame for the whole timeout is cut off. A
-        // handler already queued when its write completed is stale.
-        if (e || generation != self->write_generation_ || !self->writing_) {
-          return;
-        }
-        self->CloseSocket();
-      });
+  write_started_ = std::chrono::steady_clock::now();
+  // Armed once for many writes: a write that finishes leaves the timer
+  // running (no cancel and re-arm per frame), and its expiry looks at the
+  // write in flight then.
+  if (write_timer_armed_) return;
+  StartWriteTimer(write_started_ + ToChrono(state_->options.write_timeout));
+}
+
+void WsSession::StartWriteTimer(std::chrono::steady_clock::time_point at) {
+  write_timer_armed_ = true;
+  write_timer_.expires_at(at);
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
+    self->write_timer_armed_ = false;
+    if (e || self->finished_ || !self->writing_) return;
+    const auto deadline =
+        self->write_started_ + ToChrono(self->state_->options.write_timeout);
+    if (std::chrono::steady_clock::now() < deadline) {
+      // A later write is in flight: it has the rest of its own timeout.
+      self->StartWriteTimer(deadline);
+      return;
+    }
+    // A browser that takes no frame for the whole timeout is cut off.
+    self->CloseSocket();
+  });
 }
 
 void WsSession::OnWrite(beast::error_code error, size_t /*bytes*/) {
-  write_timer_.cancel();
   writing_ = false;
   if (error) {
     Finish();
@@ -472,7 +494,6 @@ void WsSession::DoClose() {
   ArmWriteTimer();
   ws_.async_close(*close_reason_,
                   [self = shared_from_this()](beast::error_code /*error*/) {
-                    self->write_timer_.cancel();
                     self->writing_ = false;
                     self->Finish();
                   });
@@ -496,6 +517,13 @@ void WsSession::Abort() {
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
   upstream_.reset();
   CloseSocket();
+}
+
+bool WsSession::OnStrand() {
+  using Strand = net::strand<net::io_context::executor_type>;
+  const net::any_io_executor executor = ws_.get_executor();
+  const Strand* strand = executor.target<Strand>();
+  return strand != nullptr && strand->running_in_this_thread();
 }
 
 void WsSession::CloseSocket() {

@@ -11,12 +11,15 @@
 // fewer than a few requests wait to go upstream, so a connection buffers a
 // bounded amount either way.
 //
-// Threading: everything runs on the connection's strand; upstream events
-// are posted to it. At most one read and one write (or close) in flight on
+// Threading: everything runs on the connection's strand. Upstream events are
+// posted to it, except messages from a link that delivers on the strand
+// already (the replica's own, LocalLink), which are written from the same
+// task. At most one read and one write (or close) in flight on
 // the socket, as Beast requires.
 #ifndef ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
 #define ENTITYSYNC_ADAPTERS_GATEWAY_WS_SESSION_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -79,6 +82,7 @@ class WsSession : public GatewayConnection,
   // Cuts the browser off unless the write (or close) started now finishes
   // within --write_timeout.
   void ArmWriteTimer();
+  void StartWriteTimer(std::chrono::steady_clock::time_point at);
   void OnWrite(beast::error_code error, size_t bytes);
   // Closes with `reason` once the frames queued before it are written.
   void CloseAfterFlush(websocket::close_reason reason);
@@ -86,6 +90,8 @@ class WsSession : public GatewayConnection,
   // The socket is finished: cancel upstream, leave the registry.
   void Finish();
   void CloseSocket();
+  // True on this connection's strand.
+  bool OnStrand();
 
   websocket::stream<CoalescingStream<tcp::socket>> ws_;
   GatewayState* const state_;
@@ -104,7 +110,9 @@ class WsSession : public GatewayConnection,
   std::vector<std::shared_ptr<const WsFrame>> out_;
   size_t out_head_ = 0;
   std::shared_ptr<const WsFrame> in_write_;  // the frame being written
-  uint64_t write_generation_ = 0;
+  // When the write in flight started; the timer checks it (ArmWriteTimer).
+  std::chrono::steady_clock::time_point write_started_;
+  bool write_timer_armed_ = false;
   bool accepted_ = false;
   bool reading_ = false;
   bool writing_ = false;

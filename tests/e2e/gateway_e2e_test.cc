@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -77,6 +79,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
     gateway_options.upstream =
         absl::StrCat("127.0.0.1:", server_->public_port());
     gateway_options.max_connection_age = max_connection_age_;
+    gateway_options.write_timeout = write_timeout_;
     auto started = hosted ? StartHostedGateway(server_.get(), gateway_options)
                           : gateway::Gateway::Start(gateway_options);
     ASSERT_TRUE(started.ok()) << started.status();
@@ -97,6 +100,7 @@ class GatewayTest : public ::testing::TestWithParam<bool> {
 
   absl::Duration max_connection_age_ = absl::ZeroDuration();
   absl::Duration write_stall_timeout_ = absl::Seconds(10);
+  absl::Duration write_timeout_ = absl::Seconds(30);
   ItemsBackend backend_;
   EchoBackend echo_;
   std::unique_ptr<grpc::Server> echo_server_;
@@ -284,6 +288,92 @@ TEST_P(GatewayTest, ABrowserThatStopsReadingIsCutOffAfterTheWriteStall) {
     dropped = WaitFor([&] { return server_->hub().subscription_count() == 0; });
   }
   EXPECT_TRUE(dropped) << "the stalled browser still holds its subscription";
+}
+
+// --gateway_write_timeout: a frame the browser does not take within it
+// ends the connection, well before the service's own --write_stall_timeout.
+TEST_P(GatewayTest, ABrowserThatTakesNoFrameIsCutOffAfterTheWriteTimeout) {
+  write_timeout_ = absl::Milliseconds(500);
+  Start(GetParam());
+  WsClient stalled(gateway_->port(), "entitysync.v1.json");
+  int bytes = 4096;
+  setsockopt(stalled.native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes,
+             sizeof(bytes));
+  stalled.Send(Subscribe("100", 1));
+  ASSERT_TRUE(stalled.ReadUpdate("100", 0).has_value());
+  ASSERT_EQ(gateway_->connections(), 1u);
+  const absl::Time start = absl::Now();
+  const std::string big(256 << 10, 'x');
+  bool dropped = false;
+  for (int i = 0; i < 40 && !dropped; ++i) {
+    Change("100", absl::StrCat(i, big));
+    dropped = WaitFor([&] { return gateway_->connections() == 0; },
+                      absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(dropped) << "the stalled browser is still connected";
+  EXPECT_LT(absl::Now() - start, write_stall_timeout_);
+}
+
+// The timeout is per frame, not per connection: a browser that keeps taking
+// frames, each in less than the timeout, stays for as long as they come.
+// Here it reads slower than the changes come, so a frame is always being
+// written to it, for five times the timeout.
+TEST_P(GatewayTest, ABrowserThatReadsSlowlyButSteadilyOutlivesTheWriteTimeout) {
+  write_timeout_ = absl::Seconds(1);
+  Start(GetParam());
+  WsClient slow(gateway_->port(), "entitysync.v1.json");
+  int bytes = 64 << 10;
+  setsockopt(slow.native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes,
+             sizeof(bytes));
+  slow.Send(Subscribe("100", 1));
+  ASSERT_TRUE(slow.ReadUpdate("100", 0).has_value());
+  // At most 3.2 MB/s, 16 KB at a time; the changes bring 5 MB/s.
+  std::atomic<uint64_t> seen{0};
+  std::atomic<uint64_t> last{UINT64_MAX};
+  std::atomic<bool> failed{false};
+  std::atomic<int> frames{0};
+  std::thread reader([&] {
+    beast::flat_buffer buffer;
+    size_t unpaced = 0;  // bytes read since the last pause
+    while (true) {
+      const size_t before = buffer.size();
+      std::optional<bool> done = slow.ReadSome(buffer, 16 << 10);
+      if (!done.has_value()) {
+        failed = true;
+        return;
+      }
+      unpaced += buffer.size() - before;
+      if (unpaced >= (16 << 10)) {
+        unpaced = 0;
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+      if (!*done) continue;
+      Json message =
+          Json::parse(beast::buffers_to_string(buffer.data()), nullptr, false);
+      buffer.consume(buffer.size());
+      if (message.value("type", "") != "update") continue;
+      ++frames;
+      seen = message["version"].get<uint64_t>();
+      if (seen >= last) return;
+    }
+  });
+  const std::string big(256 << 10, 'x');
+  const absl::Time start = absl::Now();
+  for (int i = 0; absl::Now() - start < 5 * write_timeout_ && !failed; ++i) {
+    Change("100", absl::StrCat(i, big));
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  last = Change("100", "last");
+  // The final state arrives; a socket read blocks whatever its timeout, so
+  // a reader left waiting is woken by shutting the socket.
+  if (!WaitFor([&] { return failed || seen >= last; }, absl::Seconds(20))) {
+    shutdown(slow.native_handle(), SHUT_RDWR);
+  }
+  reader.join();
+  EXPECT_FALSE(failed) << "cut off after " << frames << " frames, "
+                       << absl::Now() - start << ": " << slow.error().message();
+  EXPECT_EQ(seen.load(), last.load());
+  EXPECT_EQ(gateway_->connections(), 1u);
 }
 
 TEST_P(GatewayTest, ServiceDownClosesWithTryAgainLater) {

@@ -76,6 +76,20 @@ class WsClient {
     return std::nullopt;
   }
 
+  // Reads at most `bytes` more of the message being received into
+  // `buffer`; true once that message is complete (then `buffer` holds it).
+  // False with error() set when the connection closed.
+  std::optional<bool> ReadSome(gateway::beast::flat_buffer& buffer,
+                               size_t bytes) {
+    gateway::beast::error_code error;
+    ws_.read_some(buffer, bytes, error);
+    if (error) {
+      error_ = error;
+      return std::nullopt;
+    }
+    return ws_.is_message_done();
+  }
+
   int close_code() const { return ws_.reason().code; }
   int native_handle() { return ws_.next_layer().native_handle(); }
   gateway::beast::error_code error() const { return error_; }
