@@ -85,7 +85,8 @@ ABSL_FLAG(absl::Duration, reauthorize_interval, absl::Minutes(5),
           "revoked. 0: never.");
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain of the public port; with --tls_key_file the "
-          "public port speaks TLS.");
+          "public port speaks TLS, and so does --gateway_address (wss://, "
+          "https://).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of the public port.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CAs; when set, public clients must present a certificate they "
@@ -174,8 +175,12 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
   options.idle_timeout = absl::GetFlag(FLAGS_gateway_idle_timeout);
   options.write_timeout = absl::GetFlag(FLAGS_gateway_write_timeout);
   options.threads = absl::GetFlag(FLAGS_gateway_threads);
-  // Browsers move between replicas as gRPC clients do.
+  // Browsers move between replicas as gRPC clients do, and speak TLS
+  // (wss://, https://) where gRPC clients do, with the same files.
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   return entitysync::StartHostedGateway(server, std::move(options));
 }
 

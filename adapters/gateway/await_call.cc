@@ -160,9 +160,8 @@ http::status HttpStatusForGrpc(grpc::StatusCode code) {
   }
 }
 
-AwaitHttpCall::AwaitHttpCall(beast::tcp_stream&& stream,
-                             beast::flat_buffer&& buffer, GatewayState* state,
-                             const HttpRequest& request)
+AwaitHttpCall::AwaitHttpCall(HttpStream&& stream, beast::flat_buffer&& buffer,
+                             GatewayState* state, const HttpRequest& request)
     : stream_(std::move(stream)),
       executor_(stream_.get_executor()),
       buffer_(std::move(buffer)),

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/gateway_stream.h"
 #include "entitysync/v1/entitysync.grpc.pb.h"
 #include "grpcpp/client_context.h"
 
@@ -44,7 +45,7 @@ class AwaitHttpCall : public GatewayConnection,
                       public std::enable_shared_from_this<AwaitHttpCall> {
  public:
   // Takes the connection over from an HttpSession, with its read buffer.
-  AwaitHttpCall(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+  AwaitHttpCall(HttpStream&& stream, beast::flat_buffer&& buffer,
                 GatewayState* state, const HttpRequest& request);
 
   // Parses the request and calls upstream; answers 400 for bad parameters
@@ -67,11 +68,11 @@ class AwaitHttpCall : public GatewayConnection,
   http::response<http::string_body> JsonResponse(http::status status,
                                                  std::string body) const;
 
-  beast::tcp_stream stream_;
+  HttpStream stream_;
   // The connection's strand, kept apart from stream_: a keep-alive
   // connection's stream moves to a new HttpSession after the answer, while
   // Shutdown (another thread) and the upstream completion still post here.
-  const beast::tcp_stream::executor_type executor_;
+  const HttpStream::executor_type executor_;
   beast::flat_buffer buffer_;
   GatewayState* const state_;
   const std::string origin_;

@@ -63,8 +63,21 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
         options.upstream, options.max_upstream_message_bytes,
         options.upstream_credentials, options.upstream_server_name);
   }
+  std::unique_ptr<ssl::context> tls;
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty() ||
+      !options.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::unique_ptr<ssl::context>> made =
+        MakeTlsContext(options.tls_cert_file, options.tls_key_file,
+                       options.tls_client_ca_file);
+    if (!made.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gateway TLS: ", made.status().message()));
+    }
+    tls = *std::move(made);
+  }
   std::unique_ptr<Gateway> gateway(
       new Gateway(std::move(options), std::move(channels), std::move(links)));
+  gateway->state_.tls = std::move(tls);
   beast::error_code error;
   tcp::acceptor& acceptor = gateway->acceptor_;
   acceptor.open(endpoint->protocol(), error);

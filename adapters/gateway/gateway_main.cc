@@ -47,6 +47,13 @@ ABSL_FLAG(int, streams_per_channel, 90,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long connections get to close.");
 ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain; with --tls_key_file browsers connect with "
+          "TLS (wss://, https://).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CAs; when set, browsers must present a certificate they signed "
+          "(mutual TLS).");
 ABSL_FLAG(std::string, upstream_tls_ca_file, "",
           "PEM CAs of the upstream's certificate; setting any --upstream_tls_* "
           "flag makes the upstream connection TLS (system roots when this is "
@@ -97,6 +104,9 @@ int Run() {
   options.threads = absl::GetFlag(FLAGS_threads);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   entitysync::TlsFiles tls;
   tls.ca_file = absl::GetFlag(FLAGS_upstream_tls_ca_file);
   tls.cert_file = absl::GetFlag(FLAGS_upstream_tls_cert_file);

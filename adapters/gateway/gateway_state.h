@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/gateway/gateway_stream.h"
 #include "adapters/gateway/static_files.h"
 #include "adapters/gateway/subscribe_link.h"
 #include "adapters/gateway/upstream.h"
@@ -64,6 +65,13 @@ struct GatewayOptions {
   absl::Duration SpreadConnectionAge() const;
   // Threads running connections.
   int threads = 2;
+  // TLS for browsers (wss://, https://): the PEM certificate chain and
+  // private key; with client_ca_file, browsers must present a certificate
+  // those CAs signed. Empty: plain TCP. A replica hosting the gateway uses
+  // its public port's (--tls_*_file).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // Upstream streams per channel (HTTP/2 connection); stay below the
   // service's --max_concurrent_streams (100).
   int streams_per_channel = 90;
@@ -133,6 +141,8 @@ struct GatewayState {
   const SubscribeLinkFactory links;
   const StaticFiles static_files;
   ConnectionRegistry connections;
+  // Set (by Gateway::Start, before any connection) when browsers speak TLS.
+  std::unique_ptr<ssl::context> tls;
 };
 
 }  // namespace gateway

@@ -16,7 +16,7 @@ void SetCorsHeaders(absl::string_view origin,
                "grpc-status,grpc-message");
 }
 
-GrpcWebCall::GrpcWebCall(beast::tcp_stream&& stream, GatewayState* state,
+GrpcWebCall::GrpcWebCall(HttpStream&& stream, GatewayState* state,
                          GrpcWebFormat format, std::string origin)
     : stream_(std::move(stream)),
       state_(state),

@@ -16,6 +16,7 @@
 
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/gateway_stream.h"
 #include "adapters/gateway/grpc_web_codec.h"
 #include "adapters/gateway/link_message.h"
 #include "adapters/gateway/subscribe_link.h"
@@ -31,8 +32,8 @@ void SetCorsHeaders(absl::string_view origin, http::response_header<>* headers);
 class GrpcWebCall : public GatewayConnection,
                     public std::enable_shared_from_this<GrpcWebCall> {
  public:
-  GrpcWebCall(beast::tcp_stream&& stream, GatewayState* state,
-              GrpcWebFormat format, std::string origin);
+  GrpcWebCall(HttpStream&& stream, GatewayState* state, GrpcWebFormat format,
+              std::string origin);
 
   // Starts the call; registered already. `authorization` (the request's
   // header, already checked to be valid metadata) goes upstream as metadata;
@@ -55,7 +56,7 @@ class GrpcWebCall : public GatewayConnection,
   void End(const grpc::Status& status);
   void Finish();
 
-  beast::tcp_stream stream_;
+  HttpStream stream_;
   GatewayState* const state_;
   const GrpcWebFormat format_;
   const std::string origin_;

@@ -29,12 +29,14 @@ bool IsWebSocketPath(absl::string_view target) {
 }  // namespace
 
 HttpSession::HttpSession(tcp::socket&& socket, GatewayState* state)
-    : stream_(std::move(socket)), state_(state) {
+    : stream_(std::move(socket), state->tls.get()),
+      state_(state),
+      handshake_(stream_.tls()) {
   ++state_->http_sessions;
 }
 
-HttpSession::HttpSession(beast::tcp_stream&& stream,
-                         beast::flat_buffer&& buffer, GatewayState* state)
+HttpSession::HttpSession(HttpStream&& stream, beast::flat_buffer&& buffer,
+                         GatewayState* state)
     : stream_(std::move(stream)), state_(state), buffer_(std::move(buffer)) {
   ++state_->http_sessions;
 }
@@ -42,9 +44,22 @@ HttpSession::HttpSession(beast::tcp_stream&& stream,
 HttpSession::~HttpSession() { --state_->http_sessions; }
 
 void HttpSession::Run() {
-  net::dispatch(
-      stream_.get_executor(),
-      beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->handshake_) {
+      self->DoRead();
+      return;
+    }
+    self->stream_.expires_after(std::chrono::seconds(10));
+    self->stream_.async_handshake(
+        beast::bind_front_handler(&HttpSession::OnHandshake, self));
+  });
+}
+
+void HttpSession::OnHandshake(beast::error_code error) {
+  handshake_ = false;
+  // Not TLS, a certificate refused, or too slow: nothing to answer.
+  if (error) return;
+  DoRead();
 }
 
 void HttpSession::DoRead() {

@@ -4,7 +4,8 @@
 // (all take the socket over; the long poll hands it back), CORS
 // preflights, /healthz and static files are answered here, keep-alive.
 // Requests over --max_message_bytes, slow senders (30 s per request) and
-// malformed HTTP end the connection with an error status.
+// malformed HTTP end the connection with an error status. On a TLS port the
+// handshake comes first (10 s); a failed one closes the connection.
 //
 // Threading: runs on the connection's strand.
 #ifndef ENTITYSYNC_ADAPTERS_GATEWAY_HTTP_SESSION_H_
@@ -16,6 +17,7 @@
 
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/gateway_stream.h"
 
 namespace entitysync {
 namespace gateway {
@@ -25,12 +27,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpSession(tcp::socket&& socket, GatewayState* state);
   // A keep-alive connection handed back (after a long poll) with the bytes
   // already read from it.
-  HttpSession(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+  HttpSession(HttpStream&& stream, beast::flat_buffer&& buffer,
               GatewayState* state);
   ~HttpSession();
   void Run();
 
  private:
+  void OnHandshake(beast::error_code error);
   void DoRead();
   void OnRead(beast::error_code error, size_t bytes);
   void Route(HttpRequest request);
@@ -43,8 +46,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                           http::status status,
                                           std::string body) const;
 
-  beast::tcp_stream stream_;
+  HttpStream stream_;
   GatewayState* const state_;
+  bool handshake_ = false;  // a TLS connection just accepted
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;

@@ -54,11 +54,11 @@ absl::string_view EchoedSubprotocol(WsMode mode, absl::string_view chosen) {
 
 }  // namespace
 
-WsSession::WsSession(beast::tcp_stream&& stream, GatewayState* state,
-                     WsMode mode, const std::string& subprotocol)
+WsSession::WsSession(HttpStream&& stream, GatewayState* state, WsMode mode,
+                     const std::string& subprotocol)
     // The HTTP stream's timers are not needed any more: the WebSocket has
     // its own timeouts, and the socket alone costs less per connection.
-    : ws_(stream.release_socket()),
+    : ws_(std::move(stream).ForWebSocket()),
       state_(state),
       mode_(mode),
       subprotocol_(EchoedSubprotocol(mode, subprotocol)),
@@ -508,7 +508,8 @@ void WsSession::Finish() {
   goaway_timer_.cancel();
   if (upstream_ != nullptr && !upstream_done_) upstream_->Cancel();
   beast::error_code ignored;
-  beast::get_lowest_layer(ws_).shutdown(tcp::socket::shutdown_both, ignored);
+  ws_.next_layer().next_layer().socket().shutdown(tcp::socket::shutdown_both,
+                                                  ignored);
   CloseSocket();
   state_->connections.Remove(this);
 }
@@ -526,10 +527,7 @@ bool WsSession::OnStrand() {
   return strand != nullptr && strand->running_in_this_thread();
 }
 
-void WsSession::CloseSocket() {
-  beast::error_code ignored;
-  beast::get_lowest_layer(ws_).close(ignored);
-}
+void WsSession::CloseSocket() { ws_.next_layer().next_layer().close(); }
 
 }  // namespace gateway
 }  // namespace entitysync

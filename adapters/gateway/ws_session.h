@@ -31,6 +31,7 @@
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/coalescing_stream.h"
 #include "adapters/gateway/gateway_state.h"
+#include "adapters/gateway/gateway_stream.h"
 #include "adapters/gateway/link_message.h"
 #include "adapters/gateway/subscribe_link.h"
 #include "adapters/gateway/ws_codec.h"
@@ -42,7 +43,7 @@ namespace gateway {
 class WsSession : public GatewayConnection,
                   public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, GatewayState* state, WsMode mode,
+  WsSession(HttpStream&& stream, GatewayState* state, WsMode mode,
             const std::string& subprotocol);
   ~WsSession() override;
 
@@ -93,7 +94,7 @@ class WsSession : public GatewayConnection,
   // True on this connection's strand.
   bool OnStrand();
 
-  websocket::stream<CoalescingStream<tcp::socket>> ws_;
+  websocket::stream<CoalescingStream<WsStream>> ws_;
   GatewayState* const state_;
   const WsMode mode_;
   const absl::string_view subprotocol_;  // one of ws_codec's constants

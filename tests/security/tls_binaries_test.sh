@@ -37,11 +37,13 @@ printf 'tok-%s\n' "$RANDOM$RANDOM" > token
 "$server" --public_address=127.0.0.1:0 --internal_address=127.0.0.1:0 --metrics_address= \
   --tls_cert_file=server.pem --tls_key_file=server.key --tls_client_ca_file=ca.pem \
   --internal_tls_cert_file=server.pem --internal_tls_key_file=server.key \
-  --internal_tls_client_ca_file=ca.pem --internal_token_file=token 2> server.log &
+  --internal_tls_client_ca_file=ca.pem --internal_token_file=token \
+  --gateway_address=127.0.0.1:0 2> server.log &
 pids+=($!)
 wait_for 10 grep -q "entitysync serving" server.log || fail "server did not start"
 public=$(sed -n 's/.*public (Subscribe) on port \([0-9]*\).*/\1/p' server.log)
 internal=$(sed -n 's/.*internal (Notify, health) on port \([0-9]*\).*/\1/p' server.log)
+hosted=$(sed -n 's/.*gateway (WebSocket, grpc-web) on port \([0-9]*\).*/\1/p' server.log)
 mtls=(--tls_ca_file=ca.pem --tls_cert_file=client.pem --tls_key_file=client.key)
 
 "$cli" --target="127.0.0.1:$public" "${mtls[@]}" subscribe --count=1 --timeout=20 \
@@ -80,6 +82,39 @@ code=$(curl -s -o await.json -w '%{http_code}' --max-time 10 \
 [ "$code" = 200 ] || fail "await through the TLS gateway: HTTP $code $(cat await.json)"
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "the gateway did not stop cleanly on SIGTERM"
+
+# The gateway the replica hosts speaks TLS with the public port's files,
+# mutual TLS included: https with the client certificate, nothing without
+# it or in the clear.
+await="entity=notes&id=1&after_version=99999999999999999&timeout_ms=300"
+code=$(curl -s -o hosted.json -w '%{http_code}' --max-time 10 --cacert ca.pem \
+  --cert client.pem --key client.key "https://127.0.0.1:$hosted/v1/await?$await")
+[ "$code" = 200 ] || fail "await over https from the hosted gateway: HTTP $code"
+if curl -s -o /dev/null --max-time 5 --cacert ca.pem \
+    "https://127.0.0.1:$hosted/v1/await?$await"; then
+  fail "the hosted gateway served https without a client certificate"
+fi
+if curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$hosted/v1/await?$await"; then
+  fail "the hosted gateway served a TLS port in the clear"
+fi
+
+# The standalone gateway with --tls_cert_file: https for browsers.
+"$gateway" --address=127.0.0.1:0 --upstream="127.0.0.1:$public" \
+  --upstream_tls_ca_file=ca.pem --upstream_tls_cert_file=client.pem \
+  --upstream_tls_key_file=client.key --tls_cert_file=server.pem \
+  --tls_key_file=server.key 2> gateway-tls.log &
+gateway_pid=$!
+pids+=($gateway_pid)
+wait_for 10 grep -q "listening on port" gateway-tls.log || fail "TLS gateway did not start"
+gw_port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' gateway-tls.log)
+code=$(curl -s -o await-tls.json -w '%{http_code}' --max-time 10 --cacert ca.pem \
+  "https://127.0.0.1:$gw_port/v1/await?$await")
+[ "$code" = 200 ] || fail "await over https from the standalone gateway: HTTP $code"
+kill -TERM "$gateway_pid"
+wait "$gateway_pid" || fail "the TLS gateway did not stop cleanly on SIGTERM"
+"$gateway" --address=127.0.0.1:0 --tls_cert_file=/nonexistent.pem \
+  --tls_key_file=server.key 2> bad-gateway.log && fail "gateway started with a missing certificate"
+grep -q "/nonexistent.pem" bad-gateway.log || fail "gateway error names no file: $(cat bad-gateway.log)"
 
 # A plaintext subscriber gets nothing.
 if "$cli" --target="127.0.0.1:$public" subscribe --count=1 --timeout=3 notes/1 \

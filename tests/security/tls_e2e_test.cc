@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -12,10 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/gateway/beast.h"
 #include "adapters/gateway/gateway.h"
+#include "adapters/gateway/gateway_stream.h"
 #include "common/tls.h"
 #include "examples/items/items_resolver.h"
 #include "examples/items/items_store.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/transport/websocket/hosted_gateway.h"
 #include "tests/e2e/e2e_harness.h"
 
 namespace entitysync::testing {
@@ -319,6 +323,179 @@ TEST_F(TlsTest, StandaloneGatewayReachesAMutualTlsPublicPort) {
       EXPECT_TRUE(absl::StrContains(answer, "Lamp")) << answer;
     }
   }
+}
+
+// A browser's side of the gateway's TLS: trusts `ca`, presents `identity`
+// (a name of the files above) when not empty, checks the certificate names
+// 127.0.0.1. Blocking; one thread drives it.
+class BrowserTls {
+ public:
+  BrowserTls(const std::string& ca, const std::string& identity) {
+    context_.load_verify_file(File(ca + ".pem"));
+    if (!identity.empty()) {
+      context_.use_certificate_chain_file(File(identity + ".pem"));
+      context_.use_private_key_file(File(identity + ".key"),
+                                    gateway::ssl::context::pem);
+    }
+  }
+
+  // wss://127.0.0.1:port/ws/entity-sync/ in the enveloped protocol: the
+  // first failure of TCP, TLS or the upgrade.
+  gateway::beast::error_code OpenWebSocket(int port) {
+    using namespace gateway;  // NOLINT: beast, net, ssl, tcp, websocket
+    ws_.emplace(io_, context_);
+    beast::error_code error;
+    beast::get_lowest_layer(*ws_).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port), error);
+    if (error) return error;
+    ws_->next_layer().set_verify_mode(ssl::verify_peer);
+    ws_->next_layer().set_verify_callback(
+        ssl::host_name_verification("127.0.0.1"));
+    ws_->next_layer().handshake(ssl::stream_base::client, error);
+    if (error) return error;
+    ws_->set_option(
+        websocket::stream_base::decorator([](websocket::request_type& r) {
+          r.set(http::field::sec_websocket_protocol, "entitysync.v1.json");
+        }));
+    ws_->handshake(absl::StrCat("127.0.0.1:", port), "/ws/entity-sync/", error);
+    return error;
+  }
+
+  void Send(const std::string& text) {
+    ws_->text(true);
+    ws_->write(gateway::net::buffer(text));
+  }
+
+  // The next update's first row (its JSON), or the error that ended reading.
+  std::string ReadUpdateRow() {
+    while (true) {
+      gateway::beast::flat_buffer buffer;
+      gateway::beast::error_code error;
+      ws_->read(buffer, error);
+      if (error) return "error: " + error.message();
+      nlohmann::json message = nlohmann::json::parse(
+          gateway::beast::buffers_to_string(buffer.data()), nullptr, false);
+      if (message.value("type", "") == "update") {
+        return message["rows"][0]["json"].dump();
+      }
+    }
+  }
+
+  // GET `target` over https: "STATUS BODY", or "error: ...".
+  std::string HttpsGet(int port, const std::string& target) {
+    using namespace gateway;  // NOLINT
+    ssl::stream<tcp::socket> stream(io_, context_);
+    beast::error_code error;
+    stream.next_layer().connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port), error);
+    stream.set_verify_mode(ssl::verify_peer);
+    stream.set_verify_callback(ssl::host_name_verification("127.0.0.1"));
+    if (!error) stream.handshake(ssl::stream_base::client, error);
+    http::request<http::empty_body> request(http::verb::get, target, 11);
+    request.set(http::field::host, "127.0.0.1");
+    if (!error) http::write(stream, request, error);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    if (!error) http::read(stream, buffer, response, error);
+    if (error) return "error: " + error.message();
+    return absl::StrCat(response.result_int(), " ", response.body());
+  }
+
+ private:
+  gateway::net::io_context io_;
+  gateway::ssl::context context_{gateway::ssl::context::tls_client};
+  std::optional<
+      gateway::websocket::stream<gateway::ssl::stream<gateway::tcp::socket>>>
+      ws_;
+};
+
+// The gateway a replica hosts speaks TLS where its public port does, with
+// the same files: WebSocket (wss://) and HTTP (https://), frames of any
+// size; nothing in the clear.
+TEST_F(TlsTest, HostedGatewaySpeaksTlsWithThePublicPortsCertificate) {
+  ServerOptions options;
+  options.public_credentials = ServerTls(/*require_client=*/false);
+  Start(std::move(options));
+  gateway::GatewayOptions gateway_options;
+  gateway_options.address = "127.0.0.1:0";
+  gateway_options.tls_cert_file = File("server.pem");
+  gateway_options.tls_key_file = File("server.key");
+  auto gateway = StartHostedGateway(server_.get(), gateway_options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  const int port = (*gateway)->port();
+
+  BrowserTls browser("ca", "");
+  ASSERT_EQ(browser.OpenWebSocket(port), gateway::beast::error_code());
+  browser.Send(R"({"action":"subscribe","request_id":1,)"
+               R"("body":{"entity":"items","id":"1"}})");
+  EXPECT_TRUE(absl::StrContains(browser.ReadUpdateRow(), "Lamp"));
+  // Larger than a TLS record (16 KB), and two changes that may leave in one
+  // write.
+  const std::string big(100 << 10, 'x');
+  backend_.Set("1", "first " + big);
+  ASSERT_TRUE(Notify(PlainChannel(internal())).ok());
+  backend_.Set("1", "second " + big);
+  ASSERT_TRUE(Notify(PlainChannel(internal())).ok());
+  std::string row;
+  do {
+    row = browser.ReadUpdateRow();
+  } while (absl::StrContains(row, "first "));
+  EXPECT_TRUE(absl::StrContains(row, "second " + big)) << row.substr(0, 80);
+
+  const std::string answer =
+      browser.HttpsGet(port, "/v1/await?entity=items&id=1&timeout_ms=3000");
+  EXPECT_TRUE(absl::StartsWith(answer, "200 ")) << answer.substr(0, 80);
+  EXPECT_TRUE(absl::StrContains(answer, "second ")) << answer.substr(0, 80);
+
+  // A page served in the clear gets no answer, and a browser that does not
+  // trust the CA does not connect.
+  EXPECT_THROW(HttpGet(port, "/v1/await?entity=items&id=1&timeout_ms=100"),
+               boost::system::system_error);
+  BrowserTls stranger("other-ca", "");
+  EXPECT_NE(stranger.OpenWebSocket(port), gateway::beast::error_code());
+  EXPECT_EQ((*gateway)->connections(), 1u);
+}
+
+TEST_F(TlsTest, HostedGatewayWithMutualTlsNeedsACertificateFromItsCa) {
+  ServerOptions options;
+  options.public_credentials = ServerTls(/*require_client=*/true);
+  Start(std::move(options));
+  gateway::GatewayOptions gateway_options;
+  gateway_options.address = "127.0.0.1:0";
+  gateway_options.tls_cert_file = File("server.pem");
+  gateway_options.tls_key_file = File("server.key");
+  gateway_options.tls_client_ca_file = File("ca.pem");
+  auto gateway = StartHostedGateway(server_.get(), gateway_options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  const int port = (*gateway)->port();
+  for (const std::string identity : {"", "stranger"}) {
+    BrowserTls browser("ca", identity);
+    EXPECT_NE(browser.OpenWebSocket(port), gateway::beast::error_code())
+        << "connected with " << (identity.empty() ? "no" : identity)
+        << " certificate";
+  }
+  BrowserTls client("ca", "client");
+  ASSERT_EQ(client.OpenWebSocket(port), gateway::beast::error_code());
+  client.Send(R"({"action":"subscribe","request_id":1,)"
+              R"("body":{"entity":"items","id":"1"}})");
+  EXPECT_TRUE(absl::StrContains(client.ReadUpdateRow(), "Lamp"));
+}
+
+TEST(TlsFilesTest, BadGatewayFilesGetPreciseErrors) {
+  gateway::GatewayOptions options;
+  options.address = "127.0.0.1:0";
+  options.tls_cert_file = "/nonexistent/cert.pem";
+  options.tls_key_file = "/nonexistent/key.pem";
+  auto missing = gateway::Gateway::Start(options);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(
+      absl::StrContains(missing.status().message(), "/nonexistent/cert.pem"))
+      << missing.status();
+  options.tls_key_file.clear();
+  auto half = gateway::Gateway::Start(options);
+  ASSERT_FALSE(half.ok());
+  EXPECT_TRUE(absl::StrContains(half.status().message(), "private key"))
+      << half.status();
 }
 
 TEST(TlsFilesTest, BadFilesGetPreciseErrors) {
