@@ -1,24 +1,21 @@
 // entitysync-server: one replica. See README.md for the flags in context.
-#include <signal.h>
 
 #include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/bus/nats_bus.h"
 #include "adapters/bus/redis_bus.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
+#include "common/log.h"
+#include "common/process.h"
 #include "common/tls.h"
 #include "server/config.h"
-#include "server/log.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/transport/websocket/hosted_gateway.h"
@@ -46,7 +43,6 @@ ABSL_FLAG(std::string, redis_address, "127.0.0.1:6379",
           "ENTITYSYNC_REDIS_PASSWORD.");
 ABSL_FLAG(std::string, redis_channel_prefix, "entitysync",
           "With --bus=redis: channels are <prefix>.<entity>.<encoded id>.");
-ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM: how long clients get to move to another replica "
           "after `goaway` before the remaining streams are closed. Keep "
@@ -184,17 +180,9 @@ absl::StatusOr<std::unique_ptr<entitysync::gateway::Gateway>> StartGateway(
   return entitysync::StartHostedGateway(server, std::move(options));
 }
 
+// After StartProcess: the stop signals are already blocked in every thread
+// this starts (gRPC's, made as soon as credentials are).
 int Run() {
-  // Signals are taken by one thread with sigwait, never by a handler. Set
-  // first: every thread started later (gRPC's, made as soon as credentials
-  // are) inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
   entitysync::ServerOptions options;
   options.public_address = absl::GetFlag(FLAGS_public_address);
   options.internal_address = absl::GetFlag(FLAGS_internal_address);
@@ -362,9 +350,7 @@ int Run() {
 
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": draining"));
+    entitysync::WaitForStopSignal("draining");
     // Browsers told to move must not come back to this replica.
     if (gateway != nullptr) gateway->StopAccepting();
     (*server)->Drain(grace);
@@ -381,20 +367,16 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "entitysync-server: keeps clients in sync with server-side entities.\n"
-      "  entitysync-server [--config=resolvers.textproto] "
-      "[--public_address=...]");
-  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's
-  // included) would record lock graphs for deadlock detection: measurable
-  // CPU on every lock. Tests keep it on; the production binaries do not.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // gRPC 1.51 reads each connection into a fixed 8 KB slice unless this
   // experiment is off; with it off, the public port's small read chunks
   // (ServerOptions::small_read_buffers) take 3.4 KB less per idle
   // connection (bench/README.md). Before gRPC reads its configuration; an
   // operator's own GRPC_EXPERIMENTS wins.
   setenv("GRPC_EXPERIMENTS", "-tcp_read_chunks", /*overwrite=*/0);
-  absl::ParseCommandLine(argc, argv);
+  entitysync::StartProcess(
+      argc, argv,
+      "entitysync-server: keeps clients in sync with server-side entities.\n"
+      "  entitysync-server [--config=resolvers.textproto] "
+      "[--public_address=...]");
   return Run();
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/bus/in_process_bus.h"
+#include "common/log.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
@@ -16,7 +17,6 @@
 #include "server/admin_service.h"
 #include "server/await_call.h"
 #include "server/entity_key.h"
-#include "server/log.h"
 #include "server/notifier_service.h"
 #include "server/subscribe_service.h"
 

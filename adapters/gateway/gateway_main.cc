@@ -1,20 +1,17 @@
 // entitysync-gateway: the browser front of entitysync (see PROTOCOL.md).
-#include <signal.h>
 
 #include <string>
 #include <thread>
 #include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "adapters/gateway/gateway.h"
 #include "adapters/gateway/static_files.h"
+#include "common/log.h"
+#include "common/process.h"
 #include "common/tls.h"
-#include "server/log.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8080",
           "host:port for HTTP, WebSocket and grpc-web.");
@@ -46,7 +43,6 @@ ABSL_FLAG(int, streams_per_channel, 90,
           "--max_concurrent_streams).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long connections get to close.");
-ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain; with --tls_key_file browsers connect with "
           "TLS (wss://, https://).");
@@ -74,15 +70,6 @@ using entitysync::Log;
 using entitysync::LogLevel;
 
 int Run() {
-  // Before anything starts a thread (TLS credentials start gRPC's): every
-  // thread inherits the mask, and SIGINT/SIGTERM reach sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
   entitysync::gateway::GatewayOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.upstream = absl::GetFlag(FLAGS_upstream);
@@ -134,9 +121,7 @@ int Run() {
       absl::StrCat("entitysync-gateway listening on port ", (*gateway)->port(),
                    " (WebSocket /ws/entity-sync/, grpc-web), upstream ",
                    upstream));
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
+  entitysync::WaitForStopSignal("stopping");
   (*gateway)->Stop(absl::GetFlag(FLAGS_shutdown_grace));
   Log(LogLevel::kInfo, "stopped");
   return 0;
@@ -145,14 +130,10 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  entitysync::StartProcess(
+      argc, argv,
       "entitysync-gateway: WebSocket and grpc-web front of entitysync for "
       "browsers.\n  entitysync-gateway [--address=127.0.0.1:8080] "
       "[--upstream=127.0.0.1:7070] [--static=/=examples/web]");
-  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's
-  // included) would record lock graphs for deadlock detection: measurable
-  // CPU on every lock. Tests keep it on; the production binaries do not.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::ParseCommandLine(argc, argv);
   return Run();
 }

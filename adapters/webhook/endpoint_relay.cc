@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "adapters/webhook/envelope.h"
-#include "server/log.h"
+#include "common/log.h"
 
 namespace entitysync {
 namespace webhook {

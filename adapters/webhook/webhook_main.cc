@@ -1,20 +1,17 @@
 // entitysync-webhook: POSTs entitysync updates to HTTP endpoints listed in a
 // config file (webhook_config.proto; example.textproto).
-#include <signal.h>
 
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "adapters/webhook/relay.h"
 #include "adapters/webhook/webhook_config.h"
-#include "server/log.h"
+#include "common/log.h"
+#include "common/process.h"
 
 ABSL_FLAG(std::string, config, "",
           "The endpoints: a text-format webhook_config.proto file.");
@@ -26,7 +23,6 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long requests in flight get to finish.");
 ABSL_FLAG(bool, check_config, false,
           "Validate --config (and the environment it names) and exit.");
-ABSL_FLAG(bool, json_logs, false, "Log one JSON object per line.");
 
 namespace {
 
@@ -35,7 +31,6 @@ using entitysync::LogLevel;
 
 // Exit codes: 2 for a bad config or flags, 1 for other start-up failures.
 int Run() {
-  entitysync::SetJsonLogs(absl::GetFlag(FLAGS_json_logs));
   const std::string config_path = absl::GetFlag(FLAGS_config);
   if (config_path.empty()) {
     Log(LogLevel::kError, "--config is required");
@@ -58,12 +53,6 @@ int Run() {
       absl::StrSplit(absl::GetFlag(FLAGS_target), ',', absl::SkipWhitespace());
   options.threads = absl::GetFlag(FLAGS_threads);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   const std::string target = absl::GetFlag(FLAGS_target);
   absl::StatusOr<std::unique_ptr<entitysync::webhook::Relay>> relay =
       entitysync::webhook::Relay::Start(*std::move(endpoints),
@@ -74,9 +63,7 @@ int Run() {
   }
   Log(LogLevel::kInfo,
       absl::StrCat("entitysync-webhook relaying from ", target));
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
+  entitysync::WaitForStopSignal("stopping");
   (*relay)->Stop(absl::GetFlag(FLAGS_shutdown_grace));
   Log(LogLevel::kInfo, "stopped");
   return 0;
@@ -85,12 +72,10 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  entitysync::StartProcess(
+      argc, argv,
       "entitysync-webhook: POSTs entitysync updates to HTTP endpoints.\n"
       "  entitysync-webhook --config=webhooks.textproto "
       "[--target=127.0.0.1:7070]");
-  // As in the other production binaries: no lock-graph recording.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::ParseCommandLine(argc, argv);
   return Run();
 }

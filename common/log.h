@@ -1,7 +1,7 @@
 // Minimal process log: one line per event on stderr, plain or JSON (one
 // object per line). Callers never pass credentials or tokens. Thread-safe.
-#ifndef ENTITYSYNC_SERVER_LOG_H_
-#define ENTITYSYNC_SERVER_LOG_H_
+#ifndef ENTITYSYNC_COMMON_LOG_H_
+#define ENTITYSYNC_COMMON_LOG_H_
 
 #include "absl/strings/string_view.h"
 
@@ -14,4 +14,4 @@ void Log(LogLevel level, absl::string_view message);
 
 }  // namespace entitysync
 
-#endif  // ENTITYSYNC_SERVER_LOG_H_
+#endif  // ENTITYSYNC_COMMON_LOG_H_
