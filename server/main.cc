@@ -1,4 +1,4 @@
-// entitysync-server: one replica. See README.md for the flags in context.
+// entitysync-server: one replica. See docs/operations.md for the flags in context.
 
 #include <cstdlib>
 #include <string>
