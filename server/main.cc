@@ -1,4 +1,5 @@
-// entitysync-server: one replica. See docs/operations.md for the flags in context.
+// entitysync-server: one replica. See docs/operations.md for the flags in
+// context.
 
 #include <cstdlib>
 #include <string>
@@ -15,7 +16,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/tls.h"
-#include "server/config.h"
+#include "server/core/config.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/transport/websocket/hosted_gateway.h"

@@ -14,11 +14,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "server/admin_service.h"
-#include "server/await_call.h"
-#include "server/entity_key.h"
-#include "server/notifier_service.h"
-#include "server/subscribe_service.h"
+#include "server/core/entity_key.h"
+#include "server/rpc/admin_service.h"
+#include "server/rpc/await_call.h"
+#include "server/rpc/notifier_service.h"
+#include "server/rpc/subscribe_service.h"
 
 namespace entitysync {
 

@@ -10,7 +10,7 @@
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
-#include "server/entity_key.h"
+#include "server/core/entity_key.h"
 
 namespace entitysync {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "grpcpp/support/status.h"
-#include "server/outbound_message.h"
+#include "server/session/outbound_message.h"
 
 namespace entitysync {
 

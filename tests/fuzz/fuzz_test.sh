@@ -56,9 +56,9 @@ build() {  # build NAME SOURCES... (paths under the runfiles)
 }
 
 build subject_token adapters/bus/subject_token.cc & a=$!
-build request server/entity_key.cc common/utf8.cc & b=$!
+build request server/core/entity_key.cc common/utf8.cc & b=$!
 wait_all "$a" "$b"
-build config server/config.cc server/entity_key.cc common/utf8.cc & a=$!
+build config server/core/config.cc server/core/entity_key.cc common/utf8.cc & a=$!
 build gateway_codec adapters/gateway/ws_codec.cc adapters/gateway/grpc_web_codec.cc common/utf8.cc & b=$!
 wait_all "$a" "$b"
 

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "entitysync/v1/entitysync.pb.h"
-#include "server/entity_key.h"
-#include "server/limits.h"
+#include "server/core/entity_key.h"
+#include "server/core/limits.h"
 
 namespace {
 

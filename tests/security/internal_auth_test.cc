@@ -1,5 +1,5 @@
 // InternalAuth: reading the token file and checking presented tokens.
-#include "server/internal_auth.h"
+#include "server/rpc/internal_auth.h"
 
 #include <fstream>
 #include <string>

@@ -8,7 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "entitysync/v1/entitysync.pb.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "server/subscriber.h"
+#include "server/fanout/subscriber.h"
 
 namespace entitysync::testing {
 
