@@ -47,14 +47,18 @@ Gateway::Gateway(GatewayOptions options, UpstreamPool::ChannelFactory channels,
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(
     GatewayOptions options, UpstreamPool::ChannelFactory channels,
     SubscribeLinkFactory links) {
+  const auto finite_positive = [](absl::Duration d) {
+    return d > absl::ZeroDuration() && d < absl::InfiniteDuration();
+  };
   if (options.threads < 1 || options.max_connections < 1 ||
       options.max_subscriptions < 1 || options.max_message_bytes < 16 ||
-      options.idle_timeout <= absl::ZeroDuration() ||
-      options.write_timeout <= absl::ZeroDuration()) {
+      !finite_positive(options.idle_timeout) ||
+      !finite_positive(options.write_timeout) ||
+      !finite_positive(options.request_timeout)) {
     return absl::InvalidArgumentError(
         "gateway options: threads, max_connections, max_subscriptions, "
-        "max_message_bytes (>= 16), idle_timeout and write_timeout must be "
-        "positive");
+        "max_message_bytes (>= 16) must be positive, and idle_timeout, "
+        "write_timeout and request_timeout positive and finite");
   }
   absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(options.address);
   if (!endpoint.ok()) return endpoint.status();

@@ -54,6 +54,9 @@ struct GatewayOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // A browser that does not take a frame for this long is cut off.
   absl::Duration write_timeout = absl::Seconds(30);
+  // An HTTP request (or a TLS handshake, 10 s) that takes longer to arrive
+  // ends its connection.
+  absl::Duration request_timeout = absl::Seconds(30);
   // A WebSocket older than this (+-10%) is closed with 1012 after its
   // pending frames, a grpc-web Watch ends with UNAVAILABLE, and the browser
   // reconnects (maybe to another replica);

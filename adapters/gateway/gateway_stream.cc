@@ -54,6 +54,12 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeTlsContext(
   // An idle connection gives its read and write buffers back (OpenSSL
   // keeps ~34 KB per connection otherwise).
   SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  // Browsers resume sessions when they reconnect; with client certificates
+  // checked, OpenSSL refuses a resumption unless the sessions say whose
+  // they are.
+  static constexpr unsigned char kSessionContext[] = "entitysync-gateway";
+  SSL_CTX_set_session_id_context(context->native_handle(), kSessionContext,
+                                 sizeof(kSessionContext) - 1);
   return context;
 }
 

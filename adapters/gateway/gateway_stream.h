@@ -109,7 +109,12 @@ class GatewayStream {
   // The same connection as a WebSocket's stream (Plain = beast::tcp_stream):
   // a plain one keeps only its socket.
   GatewayStream<tcp::socket> ForWebSocket() && {
-    if (tls_ != nullptr) return GatewayStream<tcp::socket>(std::move(tls_));
+    if (tls_ != nullptr) {
+      // The WebSocket has timeouts of its own; the HTTP request's deadline
+      // would otherwise stay armed on every later read and write.
+      tls_->next_layer().next_layer().expires_never();
+      return GatewayStream<tcp::socket>(std::move(tls_));
+    }
     return GatewayStream<tcp::socket>(plain_.release_socket());
   }
 

@@ -66,7 +66,8 @@ void HttpSession::DoRead() {
   parser_.emplace();
   parser_->header_limit(16 << 10);
   parser_->body_limit(state_->options.max_message_bytes);
-  stream_.expires_after(std::chrono::seconds(30));
+  stream_.expires_after(
+      absl::ToChronoNanoseconds(state_->options.request_timeout));
   http::async_read(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
@@ -88,8 +89,11 @@ void HttpSession::OnRead(beast::error_code error, size_t) {
     return;
   }
   if (error) {
+    // A TLS browser that hangs up without close_notify (common on an idle
+    // keep-alive connection) is no malformed request either.
     if (error != net::error::operation_aborted &&
-        error != net::error::connection_reset && error != net::error::eof) {
+        error != net::error::connection_reset && error != net::error::eof &&
+        error != ssl::error::stream_truncated) {
       HttpRequest request;
       request.version(11);
       auto response = Plain(

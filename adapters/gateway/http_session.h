@@ -3,7 +3,8 @@
 // grpc-web Watch becomes a GrpcWebCall, a GET /v1/await an AwaitHttpCall
 // (all take the socket over; the long poll hands it back), CORS
 // preflights, /healthz and static files are answered here, keep-alive.
-// Requests over --max_message_bytes, slow senders (30 s per request) and
+// Requests over --max_message_bytes, slow senders (30 s per request,
+// GatewayOptions::request_timeout) and
 // malformed HTTP end the connection with an error status. On a TLS port the
 // handshake comes first (10 s); a failed one closes the connection.
 //

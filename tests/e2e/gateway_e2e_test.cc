@@ -389,6 +389,23 @@ TEST_P(GatewayTest, ServiceDownClosesWithTryAgainLater) {
   EXPECT_EQ(client.close_code(), 1013);
 }
 
+// A timeout of "inf" (absl flag syntax) would overflow the deadlines: the
+// gateway refuses to start rather than cut every connection off.
+TEST(GatewayOptionsTest, InfiniteTimeoutsAreRefused) {
+  for (absl::Duration gateway::GatewayOptions::*timeout :
+       {&gateway::GatewayOptions::write_timeout,
+        &gateway::GatewayOptions::idle_timeout,
+        &gateway::GatewayOptions::request_timeout}) {
+    gateway::GatewayOptions options;
+    options.address = "127.0.0.1:0";
+    options.*timeout = absl::InfiniteDuration();
+    auto started = gateway::Gateway::Start(options);
+    ASSERT_FALSE(started.ok());
+    EXPECT_TRUE(absl::IsInvalidArgument(started.status())) << started.status();
+    EXPECT_TRUE(absl::StrContains(started.status().message(), "finite"));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, GatewayTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Hosted" : "Standalone";
