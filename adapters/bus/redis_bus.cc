@@ -32,78 +32,12 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "adapters/bus/redis_connection.h"
 #include "adapters/bus/subject_token.h"
 #include "hiredis/hiredis.h"
 
 namespace entitysync {
 namespace {
-
-constexpr int kDefaultPort = 6379;
-
-struct Address {
-  std::string host;
-  int port = kDefaultPort;
-
-  std::string ToString() const {
-    return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", port)
-                                        : absl::StrCat(host, ":", port);
-  }
-};
-
-absl::StatusOr<Address> ParseAddress(absl::string_view text) {
-  absl::string_view rest = absl::StripAsciiWhitespace(text);
-  // Never echo an address that may carry a password.
-  if (absl::StrContains(rest, '@')) {
-    return absl::InvalidArgumentError(
-        "a Redis address must not carry credentials; set the password "
-        "separately");
-  }
-  if (!absl::ConsumePrefix(&rest, "redis://") &&
-      absl::StrContains(rest, "://")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unsupported Redis address \"", rest,
-                     "\": only host:port or redis://host:port"));
-  }
-  // A database number does not matter: pub/sub ignores databases.
-  if (const size_t slash = rest.find('/'); slash != absl::string_view::npos) {
-    rest = rest.substr(0, slash);
-  }
-  Address address;
-  absl::string_view port;
-  if (absl::ConsumePrefix(&rest, "[")) {
-    const size_t close = rest.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Redis address \"", text, "\": missing ']'"));
-    }
-    address.host = std::string(rest.substr(0, close));
-    rest.remove_prefix(close + 1);
-    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Redis address \"", text, "\": expected :port"));
-    }
-    port = rest;
-  } else {
-    const size_t colon = rest.find(':');
-    if (colon != absl::string_view::npos &&
-        rest.find(':', colon + 1) != absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Redis address \"", text, "\": write IPv6 addresses as [addr]:port"));
-    }
-    address.host = std::string(rest.substr(0, colon));
-    if (colon != absl::string_view::npos) port = rest.substr(colon + 1);
-  }
-  if (address.host.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis address \"", text, "\": no host"));
-  }
-  if (!port.empty() && (!absl::SimpleAtoi(port, &address.port) ||
-                        address.port <= 0 || address.port > 65535)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis address \"", text, "\": bad port"));
-  }
-  return address;
-}
 
 // Redis glob patterns treat these specially; a backslash makes them literal.
 std::string EscapeGlob(absl::string_view text) {
@@ -131,147 +65,12 @@ struct Topic {
   }
 };
 
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-absl::string_view Str(const redisReply& reply) {
-  return absl::string_view(reply.str, reply.len);
-}
-
-bool IsString(const redisReply& reply) {
-  return reply.type == REDIS_REPLY_STRING || reply.type == REDIS_REPLY_STATUS;
-}
-
-// hiredis writes with write(2): a peer that closed the connection raises
-// SIGPIPE. The bus thread blocks it, so the write fails with EPIPE instead,
-// and drops the pending signal.
-void BlockSigpipeOnThisThread() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-void DropPendingSigpipe() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  const timespec zero{0, 0};
-  while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
-  }
-}
-
-// One non-blocking hiredis connection. Used by the bus thread only.
-class Connection {
- public:
-  Connection() = default;
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  ~Connection() { Close(); }
-
-  // Starts a non-blocking TCP connect.
-  bool Open(const Address& address, std::string* error) {
-    Close();
-    context_ = redisConnectNonBlock(address.host.c_str(), address.port);
-    if (context_ == nullptr || context_->err != 0) {
-      *error = absl::StrCat("connecting to ", address.ToString(), ": ",
-                            context_ ? context_->errstr : "out of memory");
-      Close();
-      return false;
-    }
-    const int one = 1;
-    setsockopt(context_->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    address_ = address.ToString();
-    connecting_ = true;
-    return true;
-  }
-  void Close() {
-    if (context_ != nullptr) redisFree(context_);
-    context_ = nullptr;
-    connecting_ = false;
-    wants_write_ = false;
-  }
-
-  int fd() const { return context_->fd; }
-  // The TCP connect is still in flight.
-  bool connecting() const { return connecting_; }
-  bool wants_write() const { return wants_write_; }
-  short poll_events() const {
-    if (connecting_) return POLLOUT;
-    return static_cast<short>(wants_write_ ? POLLIN | POLLOUT : POLLIN);
-  }
-
-  // After poll reported the connecting socket writable (or failed).
-  bool FinishConnect(std::string* error) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(context_->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
-      err = errno;
-    }
-    if (err != 0) {
-      *error = absl::StrCat("connecting to ", address_, ": ", strerror(err));
-      return false;
-    }
-    connecting_ = false;
-    return true;
-  }
-
-  void Append(std::initializer_list<absl::string_view> args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (absl::string_view arg : args) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(),
-                           lengths.data());
-    wants_write_ = true;
-  }
-
-  // Writes what the socket takes now.
-  bool Flush(std::string* error) {
-    int done = 0;
-    if (redisBufferWrite(context_, &done) != REDIS_OK) {
-      DropPendingSigpipe();
-      *error = Failure();
-      return false;
-    }
-    wants_write_ = done == 0;
-    return true;
-  }
-
-  // One read(2) into hiredis' reader.
-  bool Read(std::string* error) {
-    if (redisBufferRead(context_) != REDIS_OK) {
-      *error = Failure();
-      return false;
-    }
-    return true;
-  }
-
-  // The next complete reply, or null when none is buffered.
-  bool NextReply(Reply* reply, std::string* error) {
-    void* raw = nullptr;
-    if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) {
-      *error = Failure();
-      return false;
-    }
-    reply->reset(static_cast<redisReply*>(raw));
-    return true;
-  }
-
- private:
-  std::string Failure() const {
-    return absl::StrCat("connection to Redis at ", address_, ": ",
-                        context_->errstr);
-  }
-
-  redisContext* context_ = nullptr;
-  std::string address_;
-  bool connecting_ = false;
-  bool wants_write_ = false;
-};
+using redis::Address;
+using redis::Connection;
+using redis::IsString;
+using redis::ParseAddress;
+using redis::Reply;
+using redis::Str;
 
 }  // namespace
 
@@ -489,7 +288,7 @@ void RedisBus::RemoveInterest(const std::string& entity,
 }
 
 void RedisBus::Run() {
-  BlockSigpipeOnThisThread();
+  redis::BlockSigpipeOnThisThread();
   next_attempt_ = absl::Now();
   while (!stopping_.load()) {
     const absl::Time now = absl::Now();
